@@ -1,0 +1,240 @@
+/*
+ * archrouter.h - the public C API of archrouter, preference-aligned LLM routing.
+ *
+ * This header is the whole contract: what is not declared here is private and may change.
+ * It compiles as C99 and C++ and pulls in only <stddef.h>, <stdint.h> and <stdbool.h>.
+ *
+ * Usage
+ * -----
+ *     ar_model_params mp = ar_model_default_params();
+ *     ar_model *model = NULL;
+ *     ar_status st = ar_model_open("Arch-Router-1.5B.Q4_K_M.gguf", &mp, &model);
+ *     if (st != AR_OK) {
+ *         fprintf(stderr, "%s: %s\n", ar_strerror(st), ar_model_errmsg(model));
+ *         ar_model_free(model);              // the failed handle holds the message
+ *         return 1;
+ *     }
+ *     ar_model_info info;
+ *     ar_model_get_info(model, &info);
+ *     printf("%s, %d layers, %llu parameters\n", info.architecture, info.n_layers,
+ *            (unsigned long long)info.n_params);
+ *     ar_model_free(model);
+ *
+ * Conventions
+ * -----------
+ * - Every fallible function returns an ar_status. AR_OK is 0; ar_strerror() names a status.
+ *   Status values are never renumbered; new ones are only appended.
+ * - Objects are opaque handles created by ar_X_open()/ar_X_new() and released by
+ *   ar_X_free(). Freeing NULL is a no-op.
+ * - Each handle keeps a message for the last error it returned (ar_X_errmsg()): it names what
+ *   was wrong and where (file offset, metadata key, tensor name, JSON field).
+ * - Options come in a params struct obtained from ar_X_default_params(); set the fields you
+ *   care about and pass a pointer. Passing NULL means "defaults".
+ * - Strings returned by the library are owned by the handle they came from and stay valid
+ *   until it is freed, unless the declaration says otherwise. Strings are UTF-8.
+ * - Out-parameters are marked [out]. On failure they are left in a documented state.
+ * - Thread safety: a model is read-only once opened; const functions on it may be called
+ *   from any number of threads at once. Non-const functions need external locking.
+ *
+ * Model files
+ * -----------
+ * A model is either a GGUF file (v2 or v3; tensor types F32, F16, BF16, Q4_0, Q4_1, Q5_0,
+ * Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) or a Hugging Face checkpoint directory
+ * (config.json with model.safetensors, or shards listed in model.safetensors.index.json;
+ * dtypes F32, F16, BF16). Weights are memory-mapped and used in place, never copied.
+ * The supported architecture is qwen2 (Arch-Router-1.5B is a Qwen2.5 fine-tune).
+ */
+#ifndef ARCHROUTER_H
+#define ARCHROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ARCHROUTER_VERSION_MAJOR 0
+#define ARCHROUTER_VERSION_MINOR 1
+#define ARCHROUTER_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------
+ * Status codes
+ * ------------------------------------------------------------------------------------- */
+
+/* The result of every fallible call. Values are stable: never renumbered, only appended. */
+typedef enum ar_status {
+    AR_OK = 0,
+    AR_ERR_INVALID_ARG = 1, /* a NULL pointer or out-of-range argument from the caller */
+    AR_ERR_NOMEM = 2,       /* an allocation failed */
+    AR_ERR_IO = 3,          /* a file could not be opened, read or mapped */
+    AR_ERR_FORMAT = 4,      /* a file or document is malformed (truncated, corrupt, lying) */
+    AR_ERR_UNSUPPORTED = 5, /* well-formed, but a version, type or architecture we lack */
+    AR_ERR_MODEL = 6,       /* the weights do not form a valid model (missing tensor, shape) */
+    AR_ERR_NOT_FOUND = 7,   /* a named item (tensor, key) does not exist */
+    AR_ERR_LIMIT = 8,       /* input exceeds a configured or built-in size limit */
+    AR_ERR_INTERNAL = 9     /* a bug in archrouter; please report it */
+} ar_status;
+
+/* A short, static English description of `status` ("malformed file", ...). Never NULL;
+ * unknown values give "unknown status". */
+const char *ar_strerror(ar_status status);
+
+/* The library version as "MAJOR.MINOR.PATCH". Static storage. */
+const char *ar_version(void);
+
+/* ---------------------------------------------------------------------------------------
+ * Tensor types
+ * ------------------------------------------------------------------------------------- */
+
+/* Element types of model tensors. The numeric values are GGUF's on-disk type ids. */
+typedef enum ar_type {
+    AR_TYPE_F32 = 0,
+    AR_TYPE_F16 = 1,
+    AR_TYPE_Q4_0 = 2,
+    AR_TYPE_Q4_1 = 3,
+    AR_TYPE_Q5_0 = 6,
+    AR_TYPE_Q5_1 = 7,
+    AR_TYPE_Q8_0 = 8,
+    AR_TYPE_Q2_K = 10,
+    AR_TYPE_Q3_K = 11,
+    AR_TYPE_Q4_K = 12,
+    AR_TYPE_Q5_K = 13,
+    AR_TYPE_Q6_K = 14,
+    AR_TYPE_BF16 = 30
+} ar_type;
+
+/* The name of a type ("Q4_K"), or NULL if archrouter does not support it. Static storage. */
+const char *ar_type_name(ar_type type);
+
+/* ---------------------------------------------------------------------------------------
+ * Model
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct ar_model ar_model;
+
+typedef struct ar_model_params {
+    /* Map the file(s) with mmap (default true). When false, or when mapping fails, the
+     * file is read into memory instead. */
+    bool use_mmap;
+    /* Accept a GGUF file that holds no tensors, such as a vocabulary-only file: the model
+     * then has metadata and a tokenizer but cannot be run (default false). A file that has
+     * tensors is always checked completely. */
+    bool allow_vocab_only;
+    /* Refuse files larger than this many bytes (0 = no limit; default 0). */
+    uint64_t max_file_bytes;
+} ar_model_params;
+
+/* The default parameters. */
+ar_model_params ar_model_default_params(void);
+
+/* Open a model: a GGUF file, a Hugging Face checkpoint directory, or a .safetensors file
+ * whose directory holds config.json. The file is parsed and every tensor the forward pass
+ * needs is checked for presence, type and shape before AR_OK is returned.
+ * `params` may be NULL for defaults.
+ * [out] *out: on AR_OK, the model, owned by the caller (release with ar_model_free()). On
+ * failure, a handle in a failed state whose only use is ar_model_errmsg() and
+ * ar_model_free(); or NULL if even that could not be allocated (AR_ERR_NOMEM) or `out`
+ * itself is NULL (AR_ERR_INVALID_ARG). */
+ar_status ar_model_open(const char *path, const ar_model_params *params, ar_model **out);
+
+/* Release a model and unmap its files. NULL is a no-op. Every pointer obtained from the
+ * model becomes invalid. */
+void ar_model_free(ar_model *model);
+
+/* The message of the last error this handle returned: what was wrong and where. Empty
+ * string when there was none; "out of memory" for a NULL handle. Owned by the handle,
+ * valid until the next call on it. */
+const char *ar_model_errmsg(const ar_model *model);
+
+/* What ar_model_get_info() reports. Fields are only ever appended. Strings are owned by
+ * the model. Counts that the file does not provide are -1. */
+typedef struct ar_model_info {
+    const char *architecture; /* "qwen2" */
+    const char *name;         /* general.name, or the directory name; "" when unknown */
+    const char *format;       /* "gguf" or "safetensors" */
+    const char *file_type;    /* "Q4_K_M", "F16", ... from general.file_type or the types
+                                 of the matrices; "" when unknown */
+    uint32_t format_version;  /* GGUF version; 0 for safetensors */
+    bool vocab_only;          /* no weights: see ar_model_params.allow_vocab_only */
+
+    /* Hyper-parameters (Qwen2). */
+    int32_t n_layers, n_heads, n_kv_heads, head_dim;
+    int32_t n_embd, n_ff, n_vocab, n_ctx_train;
+    float rope_theta, rms_eps;
+    bool tied_embeddings; /* lm_head shares the token embedding matrix */
+
+    /* Weights. */
+    uint64_t n_params;       /* elements of the weights the model uses (tied counted once) */
+    uint64_t n_weight_bytes; /* bytes of those weights as stored */
+    int32_t n_tensors;       /* tensors in the file(s) */
+    uint64_t file_bytes;     /* total size of the file(s) */
+    int32_t n_files;         /* 1, or the number of safetensors shards */
+
+    /* Tokenizer, when the model carries one. */
+    const char *tokenizer_model; /* "gpt2" (byte-level BPE), ...; "" when none */
+    const char *tokenizer_pre;   /* pre-tokenizer name ("qwen2"); "" when none */
+    int32_t n_tokens;            /* tokenizer vocabulary entries; -1 when none */
+    int32_t bos_id, eos_id, pad_id;
+    bool has_chat_template;
+
+    double load_ms; /* wall time ar_model_open() took */
+} ar_model_info;
+
+/* Fill *info. [out] info: unchanged on error. */
+ar_status ar_model_get_info(const ar_model *model, ar_model_info *info);
+
+/* The text of token `id` from the model's vocabulary, or NULL when the model has no
+ * vocabulary or `id` is out of range. */
+const char *ar_model_token_text(const ar_model *model, int32_t id);
+
+/* --- Tensors: for tools and tests (inspection, dequantization). ---------------------- */
+
+typedef struct ar_tensor_info {
+    const char *name;     /* as stored in the file (GGUF or Hugging Face naming) */
+    ar_type type;         /* storage type */
+    int32_t n_dims;       /* 1..4 */
+    int64_t ne[4];        /* elements per dimension, innermost first (GGUF order); the
+                             Hugging Face shape is the reverse. Unused dimensions are 1. */
+    uint64_t n_elements;  /* product of ne */
+    uint64_t n_bytes;     /* bytes of stored data */
+    uint64_t file_offset; /* absolute byte offset of the data in its file */
+} ar_tensor_info;
+
+/* Number of tensors in the model file(s). */
+int32_t ar_model_n_tensors(const ar_model *model);
+
+/* Describe tensor `index` (0 <= index < ar_model_n_tensors()). [out] info. */
+ar_status ar_model_tensor_info(const ar_model *model, int32_t index, ar_tensor_info *info);
+
+/* The index of the tensor named `name`, or -1 if there is none. */
+int32_t ar_model_tensor_find(const ar_model *model, const char *name);
+
+/* Convert tensor `index` to float32, row-major (the innermost dimension contiguous),
+ * with the scalar reference dequantizer. `dst` must hold `dst_len` floats, at least the
+ * tensor's n_elements; the function writes n_elements values. */
+ar_status ar_model_tensor_to_f32(const ar_model *model, int32_t index, float *dst,
+                                 uint64_t dst_len);
+
+/* --- Metadata: every key/value of a GGUF file, or the fields of config.json. --------- */
+
+/* Number of metadata entries. */
+int32_t ar_model_meta_count(const ar_model *model);
+
+/* The key of entry `index`, or NULL if out of range. */
+const char *ar_model_meta_key(const ar_model *model, int32_t index);
+
+/* Render the value of entry `index` as text into buf (NUL-terminated, truncated to fit):
+ * numbers and strings as themselves, arrays as "[type x count] first elements ...".
+ * Returns the length the full text would have (like snprintf), or -1 if out of range. */
+int64_t ar_model_meta_value_text(const ar_model *model, int32_t index, char *buf, size_t buf_size);
+
+/* The string value of metadata `key`, or NULL when absent or not a string. */
+const char *ar_model_meta_str(const ar_model *model, const char *key);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ARCHROUTER_H */

@@ -1,0 +1,93 @@
+/*
+ * main.c - the archrouter program: global options and dispatch to one command.
+ *
+ * Each command lives in its own cmd_*.c file and uses only the public API
+ * (include/archrouter.h). Help goes to stdout with exit 0; misuse prints a message and a
+ * hint to stderr and exits 2; failures print "archrouter: error: ..." and exit 1.
+ */
+#include "cli.h"
+
+#include "archrouter.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+static const ar_cli_command commands[] = {
+    {"info", "describe a model file: architecture, sizes, tensor types, tokenizer", ar_cmd_info},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+int ar_cli_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("archrouter: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return AR_EXIT_FAIL;
+}
+
+int ar_cli_usage_error(const char *command, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("archrouter: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    fprintf(stderr, "Try 'archrouter %s%s--help'.\n", command ? command : "", command ? " " : "");
+    return AR_EXIT_USAGE;
+}
+
+int ar_cli_finish_output(int code) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        int e = errno;
+        fprintf(stderr, "archrouter: error: writing output: %s\n", e ? strerror(e) : "failed");
+        return AR_EXIT_FAIL;
+    }
+    return code;
+}
+
+bool ar_cli_is_help(const char *arg) {
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+static int print_help(void) {
+    printf("archrouter %s - preference-aligned LLM routing (Arch-Router) in one program\n\n"
+           "Usage: archrouter COMMAND [OPTIONS] [ARGS]\n"
+           "       archrouter --help | --version\n\n"
+           "Commands:\n",
+           ar_version());
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        printf("  %-10s %s\n", commands[i].name, commands[i].summary);
+    printf("\n'archrouter COMMAND --help' explains a command.\n\n"
+           "Models: a GGUF file (v2/v3; F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,\n"
+           "Q2_K..Q6_K) or a Hugging Face checkpoint directory (config.json and\n"
+           "model.safetensors, or shards listed in model.safetensors.index.json).\n\n"
+           "Exit status:\n"
+           "  0  success\n"
+           "  1  the command failed (unreadable or invalid model, I/O error, ...)\n"
+           "  2  usage error (unknown command or option, missing argument)\n");
+    return ar_cli_finish_output(AR_EXIT_OK);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs("archrouter: error: no command given\n"
+              "Usage: archrouter COMMAND [OPTIONS] [ARGS]\n"
+              "Try 'archrouter --help'.\n",
+              stderr);
+        return AR_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (ar_cli_is_help(cmd) || strcmp(cmd, "help") == 0) return print_help();
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        printf("archrouter %s\n", ar_version());
+        return ar_cli_finish_output(AR_EXIT_OK);
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(cmd, commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    if (cmd[0] == '-') return ar_cli_usage_error(NULL, "unknown option '%s'", cmd);
+    return ar_cli_usage_error(NULL, "unknown command '%s'", cmd);
+}
