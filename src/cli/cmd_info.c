@@ -60,6 +60,17 @@ static void shape_str(const ar_tensor_info *ti, char *buf, size_t size) {
 
 /* ---- JSON ------------------------------------------------------------------------------ */
 
+/* A float field as the shortest decimal that reads back to the same float (1e-06, not
+ * 9.9999999747524271e-07). */
+static json_t *float_json(float f) {
+    char buf[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f) break;
+    }
+    return json_real(strtod(buf, NULL));
+}
+
 static json_t *special_json(const ar_model *m, int32_t id) {
     const char *text = id >= 0 ? ar_model_token_text(m, id) : NULL;
     return text ? json_string(text) : json_null();
@@ -84,8 +95,8 @@ static json_t *info_json(const ar_model *m, const ar_model_info *in, bool tensor
     json_object_set_new(o, "n_ff", json_integer(in->n_ff));
     json_object_set_new(o, "n_vocab", json_integer(in->n_vocab));
     json_object_set_new(o, "n_ctx_train", json_integer(in->n_ctx_train));
-    json_object_set_new(o, "rope_theta", json_real(in->rope_theta));
-    json_object_set_new(o, "rms_eps", json_real(in->rms_eps));
+    json_object_set_new(o, "rope_theta", float_json(in->rope_theta));
+    json_object_set_new(o, "rms_eps", float_json(in->rms_eps));
     json_object_set_new(o, "tied_embeddings", json_boolean(in->tied_embeddings));
     json_object_set_new(o, "n_tensors", json_integer(in->n_tensors));
     json_object_set_new(o, "n_files", json_integer(in->n_files));
@@ -173,8 +184,10 @@ static void print_text(const ar_model *m, const ar_model_info *in, const char *p
     } else {
         printf("file type      %s, %.2f bits per weight\n", *in->file_type ? in->file_type : "?",
                bits_per_weight(in));
-        printf("parameters     %.3f B (%" PRIu64 "), %.1f MB of weights\n",
-               (double)in->n_params / 1e9, in->n_params, (double)in->n_weight_bytes / 1e6);
+        double n = (double)in->n_params;
+        printf("parameters     %.3f %s (%" PRIu64 "), %.1f MB of weights\n",
+               n >= 1e9 ? n / 1e9 : n / 1e6, n >= 1e9 ? "B" : "M", in->n_params,
+               (double)in->n_weight_bytes / 1e6);
     }
     printf("layers         %" PRId32 ", embedding %" PRId32 ", feed-forward %" PRId32 "\n",
            in->n_layers, in->n_embd, in->n_ff);
@@ -270,7 +283,7 @@ int ar_cmd_info(int argc, char **argv) {
     int rc = AR_EXIT_OK;
     if (json) {
         json_t *o = info_json(m, &in, tensors, meta);
-        char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
         if (s)
             printf("%s\n", s);
         else

@@ -1,0 +1,281 @@
+/*
+ * test_cli.c - the archrouter program as a user meets it: help, version, exit codes,
+ * error messages, and `info` (text and --json) on every model of the reference data.
+ *
+ * Runs the built binary (path in ARCHROUTER_BIN, set by CTest) through /bin/sh, capturing
+ * stdout, stderr and the exit status; JSON output is parsed with jansson.
+ */
+#include "testutil.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+typedef struct run_result {
+    int status; /* exit code, or -1 if it did not exit normally */
+    char *out, *err;
+} run_result;
+
+static void run_free(run_result *r) {
+    free(r->out);
+    free(r->err);
+    memset(r, 0, sizeof *r);
+}
+
+/* Run `archrouter ARGS` (ARGS is shell syntax) with stdout/stderr in temp files. */
+static run_result run(const char *args) {
+    const char *bin = getenv("ARCHROUTER_BIN");
+    assert_non_null(bin);
+    const char *dir = ar_test_temp_dir();
+    assert_non_null(dir);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/out' 2>'%s/err'", bin, args, dir, dir);
+    int st = system(cmd);
+    run_result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
+    char path[512];
+    snprintf(path, sizeof path, "%s/out", dir);
+    r.out = ar_test_read_file(path, NULL);
+    snprintf(path, sizeof path, "%s/err", dir);
+    r.err = ar_test_read_file(path, NULL);
+    assert_non_null(r.out);
+    assert_non_null(r.err);
+    return r;
+}
+
+static void test_help(void **state) {
+    (void)state;
+    run_result r = run("--help");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "Usage: archrouter COMMAND"));
+    assert_non_null(strstr(r.out, "info"));
+    assert_non_null(strstr(r.out, "Exit status:"));
+    assert_string_equal(r.err, "");
+    run_free(&r);
+
+    r = run("info --help");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "Usage: archrouter info"));
+    assert_non_null(strstr(r.out, "--json"));
+    run_free(&r);
+}
+
+static void test_version(void **state) {
+    (void)state;
+    run_result r = run("--version");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "archrouter 0."));
+    run_free(&r);
+}
+
+static void test_usage_errors(void **state) {
+    (void)state;
+    run_result r = run("");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "archrouter: error: no command given"));
+    assert_string_equal(r.out, "");
+    run_free(&r);
+
+    r = run("frobnicate");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "archrouter: error: unknown command 'frobnicate'"));
+    run_free(&r);
+
+    r = run("--frob");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "unknown option '--frob'"));
+    run_free(&r);
+
+    r = run("info");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "archrouter: error: no model given"));
+    assert_non_null(strstr(r.err, "Try 'archrouter info --help'"));
+    run_free(&r);
+
+    r = run("info --bogus x");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "unknown option '--bogus'"));
+    run_free(&r);
+
+    r = run("info a b");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "more than one model"));
+    run_free(&r);
+}
+
+static void test_info_failures(void **state) {
+    (void)state;
+    run_result r = run("info /nonexistent/model.gguf");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "archrouter: error: "));
+    assert_non_null(strstr(r.err, "/nonexistent/model.gguf"));
+    assert_string_equal(r.out, "");
+    run_free(&r);
+
+    const char *junk = ar_test_write_temp(0, "junk.bin", "not a model at all", 18);
+    assert_non_null(junk);
+    char args[1024];
+    snprintf(args, sizeof args, "info '%s'", junk);
+    r = run(args);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "not a GGUF file"));
+    run_free(&r);
+}
+
+/* A failed write to stdout must be reported, not ignored. */
+static void test_write_failure(void **state) {
+    (void)state;
+    FILE *f = fopen("/dev/full", "w");
+    if (!f) skip();
+    fclose(f);
+    const char *bin = getenv("ARCHROUTER_BIN");
+    char cmd[1024];
+    static const char *const args[] = {"--version", "--help", "info --help"};
+    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' %s >/dev/full 2>/dev/null", bin, args[i]);
+        int st = system(cmd);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 1);
+    }
+}
+
+/* ---- info on the reference models -------------------------------------------------------- */
+
+static json_t *info_json(const char *rel, bool extra) {
+    char args[4096];
+    snprintf(args, sizeof args, "info --json %s'%s'", extra ? "--tensors --meta " : "",
+             ar_test_data_path(rel));
+    run_result r = run(args);
+    if (r.status != 0) fail_msg("info %s failed (%d): %s", rel, r.status, r.err);
+    json_error_t jerr;
+    json_t *o = json_loads(r.out, 0, &jerr);
+    if (!o) fail_msg("info --json %s: invalid JSON: %s", rel, jerr.text);
+    run_free(&r);
+    static const char *const keys[] = {"architecture", "n_params",   "n_layers", "n_heads",
+                                       "n_kv_heads",   "n_embd",     "n_ff",     "n_vocab",
+                                       "tied_embeddings", "tensor_types", "load_ms"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (!json_object_get(o, keys[i])) fail_msg("info --json %s: no key %s", rel, keys[i]);
+    assert_string_equal(json_string_value(json_object_get(o, "architecture")), "qwen2");
+    return o;
+}
+
+static json_int_t jint(json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v)) fail_msg("key %s is not an integer", key);
+    return json_integer_value(v);
+}
+
+/* Hyper-parameters equal to the checkpoint's config.json. */
+static void check_against_config(json_t *info, const char *config_rel) {
+    json_error_t jerr;
+    json_t *cfg = json_load_file(ar_test_data_path(config_rel), 0, &jerr);
+    if (!cfg) fail_msg("%s: %s", config_rel, jerr.text);
+    assert_int_equal(jint(info, "n_layers"), jint(cfg, "num_hidden_layers"));
+    assert_int_equal(jint(info, "n_heads"), jint(cfg, "num_attention_heads"));
+    assert_int_equal(jint(info, "n_kv_heads"), jint(cfg, "num_key_value_heads"));
+    assert_int_equal(jint(info, "n_embd"), jint(cfg, "hidden_size"));
+    assert_int_equal(jint(info, "n_ff"), jint(cfg, "intermediate_size"));
+    assert_int_equal(jint(info, "n_vocab"), jint(cfg, "vocab_size"));
+    assert_int_equal(json_is_true(json_object_get(info, "tied_embeddings")),
+                     json_is_true(json_object_get(cfg, "tie_word_embeddings")));
+    json_decref(cfg);
+}
+
+static void test_info_every_gguf_type(void **state) {
+    (void)state;
+    AR_REQUIRE_TESTDATA();
+    /* file, llama-quantize type name as general.file_type, matrix type (pure files). */
+    static const char *const files[][3] = {
+        {"F16", "F16", "F16"},       {"BF16", "BF16", "BF16"},   {"Q8_0", "Q8_0", "Q8_0"},
+        {"Q6_K", "Q6_K", "Q6_K"},    {"Q5_K", "Q5_K_S", "Q5_K"}, {"Q4_K", "Q4_K_S", "Q4_K"},
+        {"Q3_K", "Q3_K_S", "Q3_K"},  {"Q2_K", "Q2_K", "Q2_K"},   {"Q4_0", "Q4_0", "Q4_0"},
+        {"Q4_1", "Q4_1", "Q4_1"},    {"Q5_0", "Q5_0", "Q5_0"},   {"Q5_1", "Q5_1", "Q5_1"},
+        {"Q4_K_M", "Q4_K_M", NULL},
+    };
+    json_t *st = info_json("models/qwen2-tiny-q", false);
+    check_against_config(st, "models/qwen2-tiny-q/config.json");
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "models/qwen2-tiny-q/gguf/%s.gguf", files[i][0]);
+        json_t *o = info_json(rel, i == 0);
+        check_against_config(o, "models/qwen2-tiny-q/config.json");
+        assert_string_equal(json_string_value(json_object_get(o, "file_type")), files[i][1]);
+        /* Same parameter count as the safetensors form of the same model. */
+        assert_int_equal(jint(o, "n_params"), jint(st, "n_params"));
+        json_t *types = json_object_get(o, "tensor_types");
+        assert_int_equal(jint(types, "F32"), 11);
+        if (files[i][2]) {
+            assert_int_equal(jint(types, files[i][2]), 16);
+        } else { /* Q4_K_M: 13 Q4_K + 3 Q6_K (README) */
+            assert_int_equal(jint(types, "Q4_K"), 13);
+            assert_int_equal(jint(types, "Q6_K"), 3);
+        }
+        if (i == 0) {
+            assert_int_equal(json_array_size(json_object_get(o, "tensors")), 27);
+            assert_non_null(json_object_get(json_object_get(o, "metadata"), "qwen2.block_count"));
+        }
+        json_decref(o);
+    }
+    json_decref(st);
+}
+
+static void test_info_safetensors_and_tokenizer(void **state) {
+    (void)state;
+    AR_REQUIRE_TESTDATA();
+    json_t *a_st = info_json("models/qwen2-tiny-a", false);
+    json_t *a_gg = info_json("models/qwen2-tiny-a/gguf/F16.gguf", false);
+    json_t *b_st = info_json("models/qwen2-tiny-b", false);
+    check_against_config(a_st, "models/qwen2-tiny-a/config.json");
+    check_against_config(a_gg, "models/qwen2-tiny-a/config.json");
+    check_against_config(b_st, "models/qwen2-tiny-b/config.json");
+    assert_int_equal(jint(a_st, "n_params"), jint(a_gg, "n_params"));
+    assert_int_equal(jint(b_st, "head_dim"), 128);
+    /* tiny-a's GGUF carries the real Qwen2.5 tokenizer and chat template. */
+    json_t *tok = json_object_get(a_gg, "tokenizer");
+    assert_int_equal(jint(tok, "n_tokens"), 151936);
+    assert_string_equal(json_string_value(json_object_get(tok, "eos")), "<|im_end|>");
+    assert_string_equal(json_string_value(json_object_get(tok, "bos")), "<|endoftext|>");
+    assert_true(json_is_true(json_object_get(a_gg, "has_chat_template")));
+    json_decref(a_st);
+    json_decref(a_gg);
+    json_decref(b_st);
+
+    json_t *v = info_json("qwen2-tokenizer/ggml-vocab-qwen2.5.gguf", false);
+    assert_true(json_is_true(json_object_get(v, "vocab_only")));
+    assert_int_equal(jint(v, "n_layers"), 28);
+    assert_int_equal(jint(v, "n_embd"), 1536);
+    assert_int_equal(jint(v, "n_vocab"), 151936);
+    json_decref(v);
+}
+
+static void test_info_text(void **state) {
+    (void)state;
+    AR_REQUIRE_TESTDATA();
+    char args[4096];
+    snprintf(args, sizeof args, "info '%s'",
+             ar_test_data_path("models/qwen2-tiny-q/gguf/Q4_K_M.gguf"));
+    run_result r = run(args);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "architecture   qwen2"));
+    assert_non_null(strstr(r.out, "Q4_K_M"));
+    assert_non_null(strstr(r.out, "Q6_K 3"));
+    assert_non_null(strstr(r.out, "load time"));
+    run_free(&r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_info_failures),
+        cmocka_unit_test(test_write_failure),
+        cmocka_unit_test(test_info_every_gguf_type),
+        cmocka_unit_test(test_info_safetensors_and_tokenizer),
+        cmocka_unit_test(test_info_text),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
