@@ -283,7 +283,8 @@ int ar_cmd_info(int argc, char **argv) {
     int rc = AR_EXIT_OK;
     if (json) {
         json_t *o = info_json(m, &in, tensors, meta);
-        char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
+        char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
+                    : NULL;
         if (s)
             printf("%s\n", s);
         else

@@ -153,8 +153,8 @@ static json_t *info_json(const char *rel, bool extra) {
     json_t *o = json_loads(r.out, 0, &jerr);
     if (!o) fail_msg("info --json %s: invalid JSON: %s", rel, jerr.text);
     run_free(&r);
-    static const char *const keys[] = {"architecture", "n_params",   "n_layers", "n_heads",
-                                       "n_kv_heads",   "n_embd",     "n_ff",     "n_vocab",
+    static const char *const keys[] = {"architecture",    "n_params",     "n_layers", "n_heads",
+                                       "n_kv_heads",      "n_embd",       "n_ff",     "n_vocab",
                                        "tied_embeddings", "tensor_types", "load_ms"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (!json_object_get(o, keys[i])) fail_msg("info --json %s: no key %s", rel, keys[i]);
@@ -189,10 +189,10 @@ static void test_info_every_gguf_type(void **state) {
     AR_REQUIRE_TESTDATA();
     /* file, llama-quantize type name as general.file_type, matrix type (pure files). */
     static const char *const files[][3] = {
-        {"F16", "F16", "F16"},       {"BF16", "BF16", "BF16"},   {"Q8_0", "Q8_0", "Q8_0"},
-        {"Q6_K", "Q6_K", "Q6_K"},    {"Q5_K", "Q5_K_S", "Q5_K"}, {"Q4_K", "Q4_K_S", "Q4_K"},
-        {"Q3_K", "Q3_K_S", "Q3_K"},  {"Q2_K", "Q2_K", "Q2_K"},   {"Q4_0", "Q4_0", "Q4_0"},
-        {"Q4_1", "Q4_1", "Q4_1"},    {"Q5_0", "Q5_0", "Q5_0"},   {"Q5_1", "Q5_1", "Q5_1"},
+        {"F16", "F16", "F16"},      {"BF16", "BF16", "BF16"},   {"Q8_0", "Q8_0", "Q8_0"},
+        {"Q6_K", "Q6_K", "Q6_K"},   {"Q5_K", "Q5_K_S", "Q5_K"}, {"Q4_K", "Q4_K_S", "Q4_K"},
+        {"Q3_K", "Q3_K_S", "Q3_K"}, {"Q2_K", "Q2_K", "Q2_K"},   {"Q4_0", "Q4_0", "Q4_0"},
+        {"Q4_1", "Q4_1", "Q4_1"},   {"Q5_0", "Q5_0", "Q5_0"},   {"Q5_1", "Q5_1", "Q5_1"},
         {"Q4_K_M", "Q4_K_M", NULL},
     };
     json_t *st = info_json("models/qwen2-tiny-q", false);
