@@ -141,8 +141,12 @@ static ar_status read_array_body(cursor *c, ar_gguf_value *v, int depth) {
     v->data = c->base + start;
     if (scalar_size[v->elem_type]) {
         uint64_t bytes;
-        if (!ar_mul_u64(v->count, scalar_size[v->elem_type], &bytes) || bytes > remaining(c))
-            return truncated(c, bytes > remaining(c) ? bytes : UINT64_MAX);
+        if (!ar_mul_u64(v->count, scalar_size[v->elem_type], &bytes))
+            return ar_errf(c->err, AR_ERR_FORMAT,
+                           "%s: array of %" PRIu64 " %s values at offset %" PRIu64
+                           " overflows its byte size",
+                           c->what, v->count, ar_gguf_type_name(v->elem_type), start - 12);
+        if (bytes > remaining(c)) return truncated(c, bytes);
         if (v->elem_type == AR_GGUF_BOOL)
             for (uint64_t i = 0; i < v->count; i++)
                 if (c->base[c->off + i] > 1)

@@ -141,7 +141,8 @@ static ar_status gguf_special_id(ar_model *m, const char *key, int32_t *out, ar_
     ar_status rc = ar_gguf_get_int(&m->gguf, key, &v, err);
     if (rc == AR_ERR_NOT_FOUND) return AR_OK;
     if (rc != AR_OK) return rc;
-    if (v < 0 || v >= m->n_tokens)
+    /* Without a vocabulary the id cannot be checked, only kept if it is plausible. */
+    if (v < 0 || v > INT32_MAX || (m->vocab_off && v >= m->n_tokens))
         return ar_errf(err, AR_ERR_FORMAT,
                        "%s = %" PRId64 " is outside the vocabulary (%" PRId32 " tokens)", key, v,
                        m->n_tokens);
