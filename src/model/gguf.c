@@ -61,6 +61,15 @@ static ar_status truncated(cursor *c, uint64_t need) {
                    c->what, need, c->off, remaining(c));
 }
 
+/* An element count that cannot fit in the rest of the file, each element needing at
+ * least min_size bytes. */
+static ar_status too_many(cursor *c, uint64_t count, const char *what, unsigned min_size) {
+    return ar_errf(c->err, AR_ERR_FORMAT,
+                   "truncated file: %s holds %" PRIu64 " %s at offset %" PRIu64
+                   ", but each needs at least %u bytes and only %" PRIu64 " remain",
+                   c->what, count, what, c->off, min_size, remaining(c));
+}
+
 static ar_status take(cursor *c, uint64_t n, const uint8_t **p) {
     if (n > remaining(c)) return truncated(c, n);
     *p = c->base + c->off;
@@ -155,7 +164,7 @@ static ar_status read_array_body(cursor *c, ar_gguf_value *v, int depth) {
         c->off += bytes;
     } else if (v->elem_type == AR_GGUF_STRING) {
         /* Every string takes at least its 8-byte length: bound the index by that. */
-        if (v->count > remaining(c) / 8) return truncated(c, v->count * 8);
+        if (v->count > remaining(c) / 8) return too_many(c, v->count, "strings", 8);
         v->str_index = malloc((size_t)(v->count ? v->count : 1) * sizeof *v->str_index);
         if (!v->str_index) return ar_errf(c->err, AR_ERR_NOMEM, "%s: out of memory", c->what);
         for (uint64_t i = 0; i < v->count; i++) {
@@ -171,7 +180,7 @@ static ar_status read_array_body(cursor *c, ar_gguf_value *v, int depth) {
                            "%s: arrays nested deeper than %d at offset %" PRIu64, c->what,
                            AR_GGUF_MAX_NESTING, c->off);
         /* Each nested array takes at least 12 bytes (type + count). */
-        if (v->count > remaining(c) / 12) return truncated(c, v->count * 12);
+        if (v->count > remaining(c) / 12) return too_many(c, v->count, "arrays", 12);
         for (uint64_t i = 0; i < v->count; i++) {
             ar_status st = skip_value(c, AR_GGUF_ARRAY, depth + 1);
             if (st != AR_OK) return st;
@@ -383,6 +392,9 @@ static ar_status read_tensor_info(cursor *c, ar_gguf_tensor *t, char *ctx, size_
                        t->type);
     }
     uint64_t row;
+    if ((uint64_t)t->ne[0] % (uint64_t)tt->blck_size == 0 &&
+        !ar_type_row_bytes(tt, (uint64_t)t->ne[0], &row))
+        return ar_errf(c->err, AR_ERR_FORMAT, "tensor '%s': byte size overflows", t->name);
     if (!ar_type_row_bytes(tt, (uint64_t)t->ne[0], &row))
         return ar_errf(c->err, AR_ERR_FORMAT,
                        "tensor '%s': row of %" PRId64 " elements is not a whole number of %s "

@@ -201,6 +201,8 @@ static ar_status open_gguf(ar_model *m, ar_err *err) {
         if (!m->params.allow_vocab_only)
             return ar_errf(err, AR_ERR_MODEL,
                            "the file has no tensors (a vocabulary-only GGUF?): it cannot be run");
+        if (!m->vocab_off)
+            return ar_errf(err, AR_ERR_MODEL, "the file has neither tensors nor a vocabulary");
         m->vocab_only = true;
         m->hp.n_vocab = m->n_tokens;
         return AR_OK;

@@ -100,13 +100,14 @@ static ar_status parse_offsets(json_t *entry, const char *file, ar_st_tensor *t,
                        file, t->name, t->end, t->begin);
     const ar_type_traits *tt = ar_type_traits_get(t->dtype);
     uint64_t bytes;
-    if (!tt || !ar_mul_u64(t->n_elements, (uint64_t)tt->type_size, &bytes) ||
-        bytes != t->end - t->begin)
+    if (!tt || !ar_mul_u64(t->n_elements, (uint64_t)tt->type_size, &bytes))
+        return ar_errf(err, AR_ERR_FORMAT, "%s: tensor '%s': byte size of the shape overflows",
+                       file, t->name);
+    if (bytes != t->end - t->begin)
         return ar_errf(err, AR_ERR_FORMAT,
                        "%s: tensor '%s': data_offsets cover %" PRIu64 " bytes but the shape "
                        "and dtype need %" PRIu64,
-                       file, t->name, t->end - t->begin,
-                       tt ? t->n_elements * (uint64_t)tt->type_size : 0);
+                       file, t->name, t->end - t->begin, bytes);
     return AR_OK;
 }
 
