@@ -66,15 +66,17 @@ extern "C" {
 /* The result of every fallible call. Values are stable: never renumbered, only appended. */
 typedef enum ar_status {
     AR_OK = 0,
-    AR_ERR_INVALID_ARG = 1, /* a NULL pointer or out-of-range argument from the caller */
-    AR_ERR_NOMEM = 2,       /* an allocation failed */
-    AR_ERR_IO = 3,          /* a file could not be opened, read or mapped */
-    AR_ERR_FORMAT = 4,      /* a file or document is malformed (truncated, corrupt, lying) */
-    AR_ERR_UNSUPPORTED = 5, /* well-formed, but a version, type or architecture we lack */
-    AR_ERR_MODEL = 6,       /* the weights do not form a valid model (missing tensor, shape) */
-    AR_ERR_NOT_FOUND = 7,   /* a named item (tensor, key) does not exist */
-    AR_ERR_LIMIT = 8,       /* input exceeds a configured or built-in size limit */
-    AR_ERR_INTERNAL = 9     /* a bug in archrouter; please report it */
+    AR_ERR_INVALID_ARG = 1,      /* a NULL pointer or out-of-range argument from the caller */
+    AR_ERR_NOMEM = 2,            /* an allocation failed */
+    AR_ERR_IO = 3,               /* a file could not be opened, read or mapped */
+    AR_ERR_FORMAT = 4,           /* a file or document is malformed (truncated, corrupt, lying) */
+    AR_ERR_UNSUPPORTED = 5,      /* well-formed, but a version, type or architecture we lack */
+    AR_ERR_MODEL = 6,            /* the weights do not form a valid model (missing tensor, shape) */
+    AR_ERR_NOT_FOUND = 7,        /* a named item (tensor, key) does not exist */
+    AR_ERR_LIMIT = 8,            /* input exceeds a configured or built-in size limit */
+    AR_ERR_INTERNAL = 9,         /* a bug in archrouter; please report it */
+    AR_ERR_INVALID_INPUT = 10,   /* user text that cannot be processed (invalid UTF-8) */
+    AR_ERR_BUFFER_TOO_SMALL = 11 /* an output buffer is too small; the size needed is told */
 } ar_status;
 
 /* A short, static English description of `status` ("malformed file", ...). Never NULL;
@@ -232,6 +234,104 @@ int64_t ar_model_meta_value_text(const ar_model *model, int32_t index, char *buf
 
 /* The string value of metadata `key`, or NULL when absent or not a string. */
 const char *ar_model_meta_str(const ar_model *model, const char *key);
+
+/* ---------------------------------------------------------------------------------------
+ * Tokenizer
+ *
+ * The router model's tokenizer: Qwen2 byte-level BPE (NFC normalization, the Qwen2
+ * pre-tokenizer, merges by rank), read from a GGUF file's tokenizer.* metadata or from a
+ * Hugging Face tokenizer.json. A tokenizer is read-only once opened: ar_tokenize() and the
+ * other const functions may run on many threads at once.
+ *
+ *     ar_tokenizer *tok = NULL;
+ *     if (ar_tokenizer_from_model(model, NULL, &tok) != AR_OK) { ...ar_tokenizer_errmsg(tok) }
+ *     int32_t ids[256];
+ *     size_t n;
+ *     ar_status st = ar_tokenize(tok, text, strlen(text), 0, ids, 256, &n);
+ *     ar_tokenizer_free(tok);
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct ar_tokenizer ar_tokenizer;
+
+typedef struct ar_tokenizer_params {
+    /* Longest text ar_tokenize() accepts, in bytes (default 16 MiB); longer input gives
+     * AR_ERR_LIMIT. */
+    size_t max_input_bytes;
+    /* Memory for a cache of words already encoded (default 4 MiB; 0 disables it). It is
+     * shared by all threads using the tokenizer and never changes results. */
+    size_t cache_bytes;
+} ar_tokenizer_params;
+
+ar_tokenizer_params ar_tokenizer_default_params(void);
+
+/* The tokenizer of an open model: its GGUF tokenizer.* metadata, or the tokenizer.json in
+ * its checkpoint directory. The tokenizer does not keep a reference to the model.
+ * [out] *out: as ar_model_open() (a failed handle carries the message). */
+ar_status ar_tokenizer_from_model(const ar_model *model, const ar_tokenizer_params *params,
+                                  ar_tokenizer **out);
+
+/* A tokenizer from a file: a tokenizer.json, a GGUF file (a vocabulary-only one will do),
+ * or a checkpoint directory holding tokenizer.json. [out] *out: as ar_model_open(). */
+ar_status ar_tokenizer_open(const char *path, const ar_tokenizer_params *params,
+                            ar_tokenizer **out);
+
+/* Release. NULL is a no-op. */
+void ar_tokenizer_free(ar_tokenizer *tok);
+
+/* The message of the last error of opening this tokenizer; "out of memory" for NULL. */
+const char *ar_tokenizer_errmsg(const ar_tokenizer *tok);
+
+/* Flags of ar_tokenize(). */
+enum {
+    /* Match added tokens written in the text ("<|im_start|>" becomes its single id).
+     * Use it for text the program writes itself; never for text a user sent, so that no
+     * one can inject control tokens. Without it such text is ordinary characters. */
+    AR_TOKENIZE_SPECIAL = 1u << 0,
+    /* Replace each byte that does not start a valid UTF-8 sequence with U+FFFD instead of
+     * failing. */
+    AR_TOKENIZE_REPLACE_INVALID = 1u << 1
+};
+
+/* Encode `len` bytes of UTF-8 text into token ids, exactly as the reference tokenizer.
+ * On AR_OK, *n_ids is the number of ids written to ids[0..cap).
+ * On AR_ERR_BUFFER_TOO_SMALL, *n_ids is the number of ids needed (nothing useful is in ids).
+ * On AR_ERR_INVALID_INPUT (text not UTF-8, without AR_TOKENIZE_REPLACE_INVALID), *n_ids is
+ * the byte offset of the first invalid byte.
+ * AR_ERR_LIMIT: len exceeds max_input_bytes. AR_ERR_NOMEM: scratch space. */
+ar_status ar_tokenize(const ar_tokenizer *tok, const char *text, size_t len, uint32_t flags,
+                      int32_t *ids, size_t cap, size_t *n_ids);
+
+/* Decode ids back to the bytes they stand for, concatenated (a piece may end inside a
+ * UTF-8 sequence; the whole output is the original text for ids that came from it).
+ * Writes at most cap bytes (no NUL); *len is the full length. AR_ERR_BUFFER_TOO_SMALL when
+ * it did not fit, AR_ERR_INVALID_ARG for an id out of range. */
+ar_status ar_detokenize(const ar_tokenizer *tok, const int32_t *ids, size_t n_ids, char *buf,
+                        size_t cap, size_t *len);
+
+/* The bytes token `id` stands for (not NUL-terminated), or NULL when out of range. */
+const char *ar_token_bytes(const ar_tokenizer *tok, int32_t id, size_t *len);
+
+/* The token as written in the vocabulary (byte-level BPE alphabet: "Ġhello"; added
+ * tokens as themselves), NUL-terminated, or NULL when out of range. */
+const char *ar_token_text(const ar_tokenizer *tok, int32_t id);
+
+/* Number of token ids (the highest id + 1). */
+int32_t ar_tokenizer_n_tokens(const ar_tokenizer *tok);
+
+/* The id of the token whose vocabulary text is exactly `text` (added tokens included), or
+ * -1. */
+int32_t ar_tokenizer_find(const ar_tokenizer *tok, const char *text);
+
+/* Special token ids from the tokenizer's metadata, -1 when not given. */
+typedef enum ar_special_token {
+    AR_TOKEN_BOS = 0,
+    AR_TOKEN_EOS = 1,
+    AR_TOKEN_PAD = 2
+} ar_special_token;
+int32_t ar_tokenizer_special(const ar_tokenizer *tok, ar_special_token which);
+
+/* The chat template (Jinja text) shipped with the tokenizer, or NULL. */
+const char *ar_tokenizer_chat_template(const ar_tokenizer *tok);
 
 #ifdef __cplusplus
 }

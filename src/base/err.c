@@ -18,6 +18,8 @@ const char *ar_strerror(ar_status status) {
     case AR_ERR_NOT_FOUND: return "not found";
     case AR_ERR_LIMIT: return "size limit exceeded";
     case AR_ERR_INTERNAL: return "internal error";
+    case AR_ERR_INVALID_INPUT: return "invalid input text";
+    case AR_ERR_BUFFER_TOO_SMALL: return "output buffer too small";
     }
     return "unknown status";
 }
