@@ -34,6 +34,11 @@ int ar_cli_finish_output(int code);
 /* True when arg is "-h" or "--help". */
 bool ar_cli_is_help(const char *arg);
 
+/* Read a whole stream into a malloc'd, NUL-terminated buffer; NULL on error. */
+char *ar_cli_read_stream(FILE *f, size_t *len);
+
 int ar_cmd_info(int argc, char **argv);
+int ar_cmd_tokenize(int argc, char **argv);
+int ar_cmd_bench(int argc, char **argv);
 
 #endif

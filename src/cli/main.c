@@ -9,49 +9,15 @@
 
 #include "archrouter.h"
 
-#include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 
 static const ar_cli_command commands[] = {
     {"info", "describe a model file: architecture, sizes, tensor types, tokenizer", ar_cmd_info},
+    {"tokenize", "token ids and pieces of a text", ar_cmd_tokenize},
+    {"bench", "measure speed: tokenizer MB/s, load times, peak memory", ar_cmd_bench},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
-
-int ar_cli_fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("archrouter: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return AR_EXIT_FAIL;
-}
-
-int ar_cli_usage_error(const char *command, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("archrouter: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    fprintf(stderr, "Try 'archrouter %s%s--help'.\n", command ? command : "", command ? " " : "");
-    return AR_EXIT_USAGE;
-}
-
-int ar_cli_finish_output(int code) {
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        int e = errno;
-        fprintf(stderr, "archrouter: error: writing output: %s\n", e ? strerror(e) : "failed");
-        return AR_EXIT_FAIL;
-    }
-    return code;
-}
-
-bool ar_cli_is_help(const char *arg) {
-    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
-}
 
 static int print_help(void) {
     printf("archrouter %s - preference-aligned LLM routing (Arch-Router) in one program\n\n"

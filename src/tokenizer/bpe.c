@@ -94,12 +94,15 @@ static const char *token_text(const ar_bpe *b, uint32_t id, size_t *len) {
 }
 
 int32_t ar_bpe_find_text(const ar_bpe *b, const char *text, size_t len) {
-    for (uint32_t i = hash_text(text, len) & b->by_text_mask;; i = (i + 1) & b->by_text_mask) {
-        uint32_t slot = b->by_text[i];
+    uint32_t h = hash_text(text, len);
+    for (uint32_t i = h & b->by_text_mask;; i = (i + 1) & b->by_text_mask) {
+        uint64_t slot = b->by_text[i];
         if (slot == 0) return -1;
+        if ((uint32_t)(slot >> 32) != h) continue;
+        uint32_t id = (uint32_t)slot - 1;
         size_t tl;
-        const char *t = token_text(b, slot - 1, &tl);
-        if (tl == len && memcmp(t, text, len) == 0) return (int32_t)(slot - 1);
+        const char *t = token_text(b, id, &tl);
+        if (tl == len && memcmp(t, text, len) == 0) return (int32_t)id;
     }
 }
 
@@ -192,15 +195,18 @@ ar_status ar_bpe_init(ar_bpe *b, int32_t n, const char *const *texts, const uint
         if (!bpe[id]) continue;
         size_t len;
         const char *t = token_text(b, (uint32_t)id, &len);
-        uint32_t i = hash_text(t, len) & b->by_text_mask;
+        uint32_t h = hash_text(t, len);
+        uint32_t i = h & b->by_text_mask;
         for (; b->by_text[i]; i = (i + 1) & b->by_text_mask) {
+            if ((uint32_t)(b->by_text[i] >> 32) != h) continue;
+            uint32_t other = (uint32_t)b->by_text[i] - 1;
             size_t ol;
-            const char *o = token_text(b, b->by_text[i] - 1, &ol);
+            const char *o = token_text(b, other, &ol);
             if (ol == len && memcmp(o, t, len) == 0)
-                return ar_errf(err, AR_ERR_FORMAT, "tokens %u and %d have the same text",
-                               b->by_text[i] - 1, id);
+                return ar_errf(err, AR_ERR_FORMAT, "tokens %u and %d have the same text", other,
+                               id);
         }
-        b->by_text[i] = (uint32_t)id + 1;
+        b->by_text[i] = (uint64_t)h << 32 | ((uint32_t)id + 1);
         b->is_bpe[id] = true;
         if (b->raw_off[id + 1] - b->raw_off[id] == 1) b->byte_token[b->raw[b->raw_off[id]]] = id;
     }

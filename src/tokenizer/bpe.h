@@ -41,7 +41,8 @@ typedef struct ar_bpe {
     uint8_t *raw;       /* raw bytes of every token, concatenated */
     uint32_t *raw_off;  /* n_tokens + 1 offsets into raw */
     bool *is_bpe;       /* token takes part in BPE (not an added/control/unused token) */
-    uint32_t *by_text;  /* hash: vocabulary text -> id + 1 (0 = empty); BPE tokens only */
+    uint64_t *by_text;  /* hash: vocabulary text -> (hash << 32 | id + 1), 0 = empty; BPE
+                           tokens only. The stored hash skips most string comparisons. */
     uint32_t by_text_mask;
     ar_bpe_merge *merges;  /* hash by (left, right); rank UINT32_MAX = empty */
     uint64_t *pair_filter; /* one bit per hash of every merge pair: a clear bit means "no

@@ -461,15 +461,17 @@ ar_status ar_tokenizer_open(const char *path, const ar_tokenizer_params *params,
     } else if (n >= 5 && strcmp(path + n - 5, ".json") == 0) {
         rc = load_json(t, path, &t->err);
     } else {
-        ar_model_params mp = ar_model_default_params();
-        mp.allow_vocab_only = true;
-        ar_model *m = NULL;
-        rc = ar_model_open(path, &mp, &m);
-        if (rc != AR_OK)
-            ar_errf(&t->err, rc, "%s", ar_model_errmsg(m));
-        else
-            rc = load_gguf(t, &m->gguf, &t->err);
-        ar_model_free(m);
+        /* Only the metadata is needed: no model validation, no weights. */
+        ar_mapfile f;
+        ar_gguf g;
+        rc = ar_mapfile_open(&f, path, true, 0, &t->err);
+        if (rc == AR_OK) {
+            rc = ar_gguf_parse(&g, f.data, f.size, &t->err);
+            if (rc == AR_OK) rc = load_gguf(t, &g, &t->err);
+            if (rc != AR_OK) ar_err_prefix(&t->err, rc, "%s: ", path);
+            ar_gguf_free(&g);
+            ar_mapfile_close(&f);
+        }
     }
     return finish(t, rc);
 }

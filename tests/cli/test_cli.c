@@ -266,6 +266,120 @@ static void test_info_text(void **state) {
     run_free(&r);
 }
 
+/* ---- tokenize and bench ----------------------------------------------------------------- */
+
+static json_t *parse_json(const char *s) {
+    json_error_t jerr;
+    json_t *o = json_loads(s, 0, &jerr);
+    if (!o) fail_msg("invalid JSON (%s): %s", jerr.text, s);
+    return o;
+}
+
+static void test_tokenize(void **state) {
+    (void)state;
+    AR_REQUIRE_TESTDATA();
+    const char *model = ar_test_data_path("models/qwen2-tiny-a/gguf/F16.gguf");
+    char args[4096];
+    snprintf(args, sizeof args, "tokenize --json '%s' '<|im_start|>user'", model);
+    run_result r = run(args);
+    assert_int_equal(r.status, 0);
+    json_t *o = parse_json(r.out);
+    json_t *ids = json_object_get(o, "ids"), *pieces = json_object_get(o, "pieces");
+    assert_int_equal(json_array_size(ids), 2);
+    assert_int_equal(json_integer_value(json_array_get(ids, 0)), 151644);
+    assert_int_equal(json_integer_value(json_array_get(ids, 1)), 872);
+    assert_string_equal(json_string_value(json_array_get(pieces, 0)), "<|im_start|>");
+    json_decref(o);
+    run_free(&r);
+
+    /* Without special parsing the control token is plain text: no id >= 151643. */
+    snprintf(args, sizeof args, "tokenize --json --no-special '%s' '<|im_start|>user'", model);
+    r = run(args);
+    assert_int_equal(r.status, 0);
+    o = parse_json(r.out);
+    ids = json_object_get(o, "ids");
+    assert_true(json_array_size(ids) > 2);
+    for (size_t i = 0; i < json_array_size(ids); i++)
+        assert_true(json_integer_value(json_array_get(ids, i)) < 151643);
+    json_decref(o);
+    run_free(&r);
+
+    /* Text table: id TAB piece. */
+    snprintf(args, sizeof args, "tokenize '%s' 'Hello world'", model);
+    r = run(args);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "9707\tHello\n1879\t\xc4\xa0world\n");
+    run_free(&r);
+
+    /* Standard input, invalid UTF-8 named by offset. */
+    snprintf(args, sizeof args, "tokenize '%s' - < '%s'", model,
+             ar_test_write_temp(1, "bad.txt", "ab\xff", 3));
+    r = run(args);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "byte offset 2"));
+    run_free(&r);
+    snprintf(args, sizeof args, "tokenize --replace-invalid --json '%s' - < '%s/bad.txt'", model,
+             ar_test_temp_dir());
+    r = run(args);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\"pieces\":[\"ab\",\"\xc3\xaf\xc2\xbf\xc2\xbd\"]"));
+    run_free(&r);
+}
+
+static void test_tokenize_jsonl(void **state) {
+    (void)state;
+    AR_REQUIRE_TESTDATA();
+    const char *in = "{\"text\": \"hi there\"}\nnot json\n{\"text\": \"x\"}\n";
+    const char *path = ar_test_write_temp(2, "in.jsonl", in, strlen(in));
+    char args[4096];
+    snprintf(args, sizeof args, "tokenize --jsonl '%s' < '%s'",
+             ar_test_data_path("qwen2-tokenizer/tokenizer.json"), path);
+    run_result r = run(args);
+    assert_int_equal(r.status, 1); /* one bad line */
+    assert_non_null(strstr(r.err, "1 line(s) could not be tokenized"));
+    char *l2 = strchr(r.out, '\n');
+    assert_non_null(l2);
+    char *l3 = strchr(l2 + 1, '\n');
+    assert_non_null(l3);
+    *l2 = *l3 = 0;
+    json_t *a = parse_json(r.out), *b = parse_json(l2 + 1), *c = parse_json(l3 + 1);
+    assert_int_equal(json_array_size(json_object_get(a, "ids")), 2);
+    assert_non_null(json_object_get(b, "error"));
+    assert_int_equal(json_integer_value(json_object_get(b, "line")), 2);
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(c, "ids"), 0)), 87);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    run_free(&r);
+}
+
+static void test_bench_tokenizer(void **state) {
+    (void)state;
+    AR_REQUIRE_TESTDATA();
+    const char *corpus = "hello world\nthe quick brown fox\n\xe4\xbd\xa0\xe5\xa5\xbd\n";
+    const char *path = ar_test_write_temp(3, "corpus.txt", corpus, strlen(corpus));
+    char args[4096];
+    snprintf(args, sizeof args, "bench --tokenizer --runs 1 --json --corpus '%s' '%s'", path,
+             ar_test_data_path("qwen2-tokenizer/ggml-vocab-qwen2.5.gguf"));
+    run_result r = run(args);
+    assert_int_equal(r.status, 0);
+    json_t *o = parse_json(r.out), *t = json_object_get(o, "tokenizer");
+    assert_int_equal(json_integer_value(json_object_get(t, "texts")), 3);
+    assert_int_equal(json_integer_value(json_object_get(t, "bytes")), strlen(corpus));
+    assert_true(json_integer_value(json_object_get(t, "tokens")) >= 6);
+    assert_true(json_real_value(json_object_get(t, "load_ms")) > 0);
+    assert_true(json_real_value(json_object_get(t, "mb_per_s_cold")) > 0);
+    assert_true(json_real_value(json_object_get(t, "mb_per_s_warm")) > 0);
+    assert_true(json_real_value(json_object_get(o, "peak_rss_mb")) > 0);
+    json_decref(o);
+    run_free(&r);
+
+    r = run("bench --tokenizer x");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--corpus"));
+    run_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help),
@@ -276,6 +390,9 @@ int main(void) {
         cmocka_unit_test(test_info_every_gguf_type),
         cmocka_unit_test(test_info_safetensors_and_tokenizer),
         cmocka_unit_test(test_info_text),
+        cmocka_unit_test(test_tokenize),
+        cmocka_unit_test(test_tokenize_jsonl),
+        cmocka_unit_test(test_bench_tokenizer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

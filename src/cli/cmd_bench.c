@@ -1,0 +1,262 @@
+/*
+ * cmd_bench.c - `archrouter bench`: speed measurements printed as medians of repeated runs.
+ *
+ * --tokenizer MODEL --corpus FILE: tokenizer load time, and single-thread encoding speed
+ * over a corpus (a JSON-lines file with "text" fields, such as the tokenizer golden file,
+ * or a plain text file, one text per line), cold (no word cache: every word goes through
+ * BPE) and warm (the cache filled by a first pass), with the peak resident memory.
+ */
+#include "cli.h"
+
+#include "archrouter.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static int usage(FILE *f) {
+    fputs("Usage: archrouter bench --tokenizer --corpus FILE [--runs N] [--special] [--json]\n"
+          "                        MODEL\n\n"
+          "Measure speed on this machine; every figure is the median of N runs.\n\n"
+          "  --tokenizer    tokenizer load time and encoding MB/s (single thread), cold\n"
+          "                 (no word cache) and warm (cache filled by a first pass)\n"
+          "  --corpus FILE  texts to encode: JSON lines with a \"text\" field, or plain\n"
+          "                 text with one text per line\n"
+          "  --runs N       repetitions (default 5)\n"
+          "  --special      parse added tokens such as <|im_start|> (default: off, as for\n"
+          "                 user text)\n"
+          "  --json         print one JSON object\n"
+          "  -h, --help     show this help\n\n"
+          "MODEL is a GGUF file, a checkpoint directory with tokenizer.json, or a\n"
+          "tokenizer.json.\n",
+          f);
+    return f == stdout ? ar_cli_finish_output(AR_EXIT_OK) : AR_EXIT_USAGE;
+}
+
+typedef struct corpus {
+    size_t n, cap;
+    char **text;
+    size_t *len;
+    size_t bytes;
+} corpus;
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* kilobytes on Linux */
+}
+
+static bool corpus_add(corpus *c, const char *s, size_t len) {
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 1024;
+        char **t = realloc(c->text, cap * sizeof *t);
+        if (t) c->text = t;
+        size_t *l = realloc(c->len, cap * sizeof *l);
+        if (l) c->len = l;
+        if (!t || !l) return false;
+        c->cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy) return false;
+    memcpy(copy, s, len);
+    copy[len] = 0;
+    c->text[c->n] = copy;
+    c->len[c->n++] = len;
+    c->bytes += len;
+    return true;
+}
+
+static void corpus_free(corpus *c) {
+    for (size_t i = 0; i < c->n; i++) free(c->text[i]);
+    free(c->text);
+    free(c->len);
+}
+
+/* JSON lines with "text" (the first line decides), else one text per line. */
+static int corpus_load(corpus *c, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return ar_cli_fail("%s: cannot open the corpus", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int json = -1, rc = AR_EXIT_OK;
+    long lineno = 0;
+    while (rc == AR_EXIT_OK && (len = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        json_t *o = json == 0 ? NULL : json_loadb(line, (size_t)len, JSON_ALLOW_NUL, NULL);
+        json_t *text = json_object_get(o, "text");
+        if (json < 0) json = json_is_string(text);
+        if (json && !json_is_string(text))
+            rc = ar_cli_fail("%s:%ld: expected a JSON object with a string \"text\"", path, lineno);
+        else if (json ? !corpus_add(c, json_string_value(text), json_string_length(text))
+                      : !corpus_add(c, line, (size_t)len))
+            rc = ar_cli_fail("out of memory reading the corpus");
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    if (rc == AR_EXIT_OK && c->n == 0) rc = ar_cli_fail("%s: the corpus is empty", path);
+    return rc;
+}
+
+typedef struct tok_result {
+    double load_ms, cold_mbs, warm_mbs, cold_tps, warm_tps;
+    size_t tokens;
+    int32_t n_tokens;
+} tok_result;
+
+/* One pass over the corpus; returns seconds, or -1 on a tokenizer error. */
+static double encode_pass(const ar_tokenizer *tok, const corpus *c, uint32_t flags, int32_t *ids,
+                          size_t cap, size_t *tokens) {
+    *tokens = 0;
+    double t0 = now_ms();
+    for (size_t i = 0; i < c->n; i++) {
+        size_t n;
+        ar_status st = ar_tokenize(tok, c->text[i], c->len[i], flags | AR_TOKENIZE_REPLACE_INVALID,
+                                   ids, cap, &n);
+        if (st != AR_OK) return -1;
+        *tokens += n;
+    }
+    return (now_ms() - t0) / 1e3;
+}
+
+static int bench_tokenizer(const char *model, const corpus *c, int runs, uint32_t flags,
+                           tok_result *r) {
+    double *t = calloc((size_t)runs, sizeof *t);
+    size_t cap = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (3 * c->len[i] + 16 > cap) cap = 3 * c->len[i] + 16;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    if (!t || !ids) {
+        free(t);
+        free(ids);
+        return ar_cli_fail("out of memory");
+    }
+    int rc = AR_EXIT_OK;
+    ar_tokenizer *cold = NULL, *warm = NULL;
+    for (int i = 0; i < runs && rc == AR_EXIT_OK; i++) {
+        ar_tokenizer_params p = ar_tokenizer_default_params();
+        p.cache_bytes = 0;
+        ar_tokenizer_free(cold);
+        double t0 = now_ms();
+        ar_status st = ar_tokenizer_open(model, &p, &cold);
+        t[i] = now_ms() - t0;
+        if (st != AR_OK) rc = ar_cli_fail("%s (%s)", ar_tokenizer_errmsg(cold), ar_strerror(st));
+    }
+    if (rc == AR_EXIT_OK) {
+        r->load_ms = median(t, runs);
+        r->n_tokens = ar_tokenizer_n_tokens(cold);
+        if (ar_tokenizer_open(model, NULL, &warm) != AR_OK) rc = ar_cli_fail("reopening failed");
+    }
+    for (int pass = 0; pass < 2 && rc == AR_EXIT_OK; pass++) {
+        const ar_tokenizer *tok = pass == 0 ? cold : warm;
+        if (pass == 1) encode_pass(tok, c, flags, ids, cap, &r->tokens); /* fill the cache */
+        for (int i = 0; i < runs && rc == AR_EXIT_OK; i++) {
+            t[i] = encode_pass(tok, c, flags, ids, cap, &r->tokens);
+            if (t[i] < 0) rc = ar_cli_fail("tokenizing the corpus failed");
+        }
+        if (rc != AR_EXIT_OK) break;
+        double s = median(t, runs);
+        *(pass == 0 ? &r->cold_mbs : &r->warm_mbs) = (double)c->bytes / s / 1e6;
+        *(pass == 0 ? &r->cold_tps : &r->warm_tps) = (double)r->tokens / s;
+    }
+    ar_tokenizer_free(cold);
+    ar_tokenizer_free(warm);
+    free(t);
+    free(ids);
+    return rc;
+}
+
+static void print_result(const char *model, const char *corpus_path, const corpus *c,
+                         const tok_result *r, int runs, bool json) {
+    if (json) {
+        json_t *o = json_object(), *tk = json_object();
+        json_object_set_new(tk, "model", json_string(model));
+        json_object_set_new(tk, "n_tokens", json_integer(r->n_tokens));
+        json_object_set_new(tk, "corpus", json_string(corpus_path));
+        json_object_set_new(tk, "texts", json_integer((json_int_t)c->n));
+        json_object_set_new(tk, "bytes", json_integer((json_int_t)c->bytes));
+        json_object_set_new(tk, "tokens", json_integer((json_int_t)r->tokens));
+        json_object_set_new(tk, "runs", json_integer(runs));
+        json_object_set_new(tk, "load_ms", json_real(r->load_ms));
+        json_object_set_new(tk, "mb_per_s_cold", json_real(r->cold_mbs));
+        json_object_set_new(tk, "mb_per_s_warm", json_real(r->warm_mbs));
+        json_object_set_new(tk, "tokens_per_s_cold", json_real(r->cold_tps));
+        json_object_set_new(tk, "tokens_per_s_warm", json_real(r->warm_tps));
+        json_object_set_new(o, "tokenizer", tk);
+        json_object_set_new(o, "peak_rss_mb", json_real(peak_rss_mb()));
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+        if (s) printf("%s\n", s);
+        free(s);
+        json_decref(o);
+        return;
+    }
+    printf("tokenizer  %s (%d token ids)\n", model, r->n_tokens);
+    printf("corpus     %s: %zu texts, %zu bytes, %zu tokens\n", corpus_path, c->n, c->bytes,
+           r->tokens);
+    printf("load       %.1f ms\n", r->load_ms);
+    printf("encode     cold %.1f MB/s (%.2f M tokens/s), warm %.1f MB/s (%.2f M tokens/s)\n",
+           r->cold_mbs, r->cold_tps / 1e6, r->warm_mbs, r->warm_tps / 1e6);
+    printf("           single thread, median of %d runs\n", runs);
+    printf("peak RSS   %.1f MB\n", peak_rss_mb());
+}
+
+int ar_cmd_bench(int argc, char **argv) {
+    bool tokenizer = false, json = false, special = false;
+    const char *model = NULL, *corpus_path = NULL;
+    int runs = 5;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (ar_cli_is_help(a))
+            return usage(stdout);
+        else if (strcmp(a, "--tokenizer") == 0)
+            tokenizer = true;
+        else if (strcmp(a, "--json") == 0)
+            json = true;
+        else if (strcmp(a, "--special") == 0)
+            special = true;
+        else if (strcmp(a, "--corpus") == 0 && i + 1 < argc)
+            corpus_path = argv[++i];
+        else if (strcmp(a, "--runs") == 0 && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 1000)
+                return ar_cli_usage_error("bench", "--runs wants a number from 1 to 1000");
+            runs = (int)v;
+        } else if (a[0] == '-')
+            return ar_cli_usage_error("bench", "unknown or incomplete option '%s'", a);
+        else if (!model)
+            model = a;
+        else
+            return ar_cli_usage_error("bench", "unexpected argument '%s'", a);
+    }
+    if (!tokenizer) return ar_cli_usage_error("bench", "say what to measure (--tokenizer)");
+    if (!model) return ar_cli_usage_error("bench", "no model given");
+    if (!corpus_path) return ar_cli_usage_error("bench", "--tokenizer needs --corpus FILE");
+    corpus c = {0};
+    int rc = corpus_load(&c, corpus_path);
+    tok_result r = {0};
+    if (rc == AR_EXIT_OK)
+        rc = bench_tokenizer(model, &c, runs, special ? AR_TOKENIZE_SPECIAL : 0, &r);
+    if (rc == AR_EXIT_OK) print_result(model, corpus_path, &c, &r, runs, json);
+    corpus_free(&c);
+    return ar_cli_finish_output(rc);
+}
