@@ -9,12 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ar_cli_fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+static void report(const char *fmt, va_list ap) {
     fputs("archrouter: error: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+}
+
+int ar_cli_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    report(fmt, ap);
     va_end(ap);
     return AR_EXIT_FAIL;
 }
@@ -22,9 +26,7 @@ int ar_cli_fail(const char *fmt, ...) {
 int ar_cli_usage_error(const char *command, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("archrouter: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    report(fmt, ap);
     va_end(ap);
     fprintf(stderr, "Try 'archrouter %s%s--help'.\n", command ? command : "", command ? " " : "");
     return AR_EXIT_USAGE;

@@ -80,9 +80,9 @@ long ar_tok_cache_get(ar_tok_cache *c, const uint8_t *p, size_t len, int32_t *ou
 }
 
 void ar_tok_cache_put(ar_tok_cache *c, const uint8_t *p, size_t len, const int32_t *ids, size_t n) {
-    if (len > AR_TOK_CACHE_MAX_PIECE || n > len) return;
-    uint32_t h = hash_piece(p, len);
     size_t size = entry_size(len, n);
+    if (len > AR_TOK_CACHE_MAX_PIECE || n > len || size > c->arena_size) return;
+    uint32_t h = hash_piece(p, len);
     pthread_mutex_lock(&c->lock);
     if (c->arena_used + size > c->arena_size || c->used + 1 > (c->mask + 1) / 2) {
         memset(c->slots, 0, ((size_t)c->mask + 1) * sizeof *c->slots); /* start over */

@@ -22,6 +22,7 @@
 #include "tokenizer/bpe.h"
 #include "tokenizer/cache.h"
 #include "tokenizer/pretok.h"
+#include "tokenizer/tokenizer.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -379,16 +380,22 @@ static void json_config(ar_tokenizer *t, const char *dir) {
     json_decref(cfg);
 }
 
+/* A parsed tokenizer.json; `name` names it in messages. */
+static ar_status load_json_root(ar_tokenizer *t, json_t *root, const char *name, ar_err *err) {
+    builder b = {0};
+    ar_status rc = json_check_pipeline(t, root, name, err);
+    if (rc == AR_OK) rc = json_vocab(root, &b, name, err);
+    if (rc == AR_OK) rc = build(t, &b, err);
+    if (rc == AR_OK) rc = json_merges(t, root, name, err);
+    builder_free(&b);
+    return rc;
+}
+
 static ar_status load_json(ar_tokenizer *t, const char *path, ar_err *err) {
     json_t *root;
     ar_status rc = ar_json_load_file(path, 256u << 20, &root, err);
     if (rc != AR_OK) return rc;
-    builder b = {0};
-    rc = json_check_pipeline(t, root, path, err);
-    if (rc == AR_OK) rc = json_vocab(root, &b, path, err);
-    if (rc == AR_OK) rc = build(t, &b, err);
-    if (rc == AR_OK) rc = json_merges(t, root, path, err);
-    builder_free(&b);
+    rc = load_json_root(t, root, path, err);
     json_decref(root);
     if (rc != AR_OK) return rc;
     char *dir = strdup(path);
@@ -472,6 +479,31 @@ ar_status ar_tokenizer_open(const char *path, const ar_tokenizer_params *params,
             ar_gguf_free(&g);
             ar_mapfile_close(&f);
         }
+    }
+    return finish(t, rc);
+}
+
+ar_status ar_tokenizer_open_memory(const uint8_t *data, size_t size, bool json,
+                                   const ar_tokenizer_params *params, ar_tokenizer **out) {
+    ar_status rc = begin(params, out);
+    if (rc != AR_OK) return rc;
+    ar_tokenizer *t = *out;
+    if (!data && size) return ar_errf(&t->err, AR_ERR_INVALID_ARG, "no data");
+    if (json) {
+        json_error_t jerr;
+        json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+            return ar_errf(&t->err, AR_ERR_FORMAT, "tokenizer.json: line %d, column %d: %s",
+                           jerr.line, jerr.column, jerr.text);
+        rc = json_is_object(root) ? load_json_root(t, root, "tokenizer.json", &t->err)
+                                  : ar_errf(&t->err, AR_ERR_FORMAT,
+                                            "tokenizer.json: expected a JSON object");
+        json_decref(root);
+    } else {
+        ar_gguf g;
+        rc = ar_gguf_parse(&g, data, size, &t->err);
+        if (rc == AR_OK) rc = load_gguf(t, &g, &t->err);
+        ar_gguf_free(&g);
     }
     return finish(t, rc);
 }
