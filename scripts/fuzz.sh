@@ -3,7 +3,8 @@
 #
 # usage: scripts/fuzz.sh [--seconds N] [--jobs J] [--max-len BYTES] [target...]
 #
-#   target         gguf, safetensors (fuzz_gguf, fuzz_safetensors also work); default both
+#   target         gguf, safetensors, tokenize, tokenizer_json (or with the fuzz_ prefix);
+#                  default: all four
 #   --seconds N    fuzz each target for N seconds (default 30)
 #   --jobs J       parallel fuzzing processes per target, libFuzzer's -fork=J (default 1:
 #                  one in-process fuzzer, whose final stats are exact)
@@ -65,10 +66,13 @@ while [ $# -gt 0 ]; do
     -h | --help) usage; exit 0 ;;
     gguf | fuzz_gguf) targets+=(gguf); shift ;;
     safetensors | fuzz_safetensors) targets+=(safetensors); shift ;;
+    tokenize | fuzz_tokenize) targets+=(tokenize); shift ;;
+    tokenizer_json | fuzz_tokenizer_json) targets+=(tokenizer_json); shift ;;
     *) echo "fuzz.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(gguf safetensors)
+all_targets=(gguf safetensors tokenize tokenizer_json)
+[ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -82,7 +86,7 @@ command -v "${FUZZ_CC:-clang}" >/dev/null || die "clang not found (Debian: apt-g
 echo "fuzz.sh: building $build (CC=${FUZZ_CC:-clang}, ASan + UBSan + libFuzzer)"
 if ! CC=${FUZZ_CC:-clang} cmake -S . -B "$build" -DAR_FUZZ=ON -DAR_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$corpus_root/build.log" 2>&1 ||
-    ! cmake --build "$build" --target fuzz_gguf fuzz_safetensors gen_seeds \
+    ! cmake --build "$build" --target fuzz_gguf fuzz_safetensors fuzz_tokenize fuzz_tokenizer_json gen_seeds \
         -j "$(nproc 2>/dev/null || echo 2)" >>"$corpus_root/build.log" 2>&1; then
     tail -n 30 "$corpus_root/build.log" >&2
     die "build failed (full log: $corpus_root/build.log)"
@@ -90,11 +94,12 @@ fi
 bin=$build/tests/fuzz
 
 # ---- seeds -------------------------------------------------------------------------------
-for t in gguf safetensors; do
+for t in "${all_targets[@]}"; do
     rm -rf "${corpus_root:?}/$t/seed"
     mkdir -p "$corpus_root/$t/seed" "$corpus_root/$t/corpus" "$corpus_root/$t/artifacts"
 done
-"$bin/gen_seeds" "$corpus_root/gguf/seed" "$corpus_root/safetensors/seed" >/dev/null ||
+"$bin/gen_seeds" "$corpus_root/gguf/seed" "$corpus_root/safetensors/seed" \
+    "$corpus_root/tokenize/seed" "$corpus_root/tokenizer_json/seed" >/dev/null ||
     die "gen_seeds failed: a seed model no longer opens (see the message above)"
 # Reference models: real llama.cpp / Hugging Face headers. Inputs are cut to max_len, so the
 # large ones keep their header and metadata but lose tensor data (raise --max-len to fuzz

@@ -94,6 +94,23 @@ static void builder_free(builder *b) {
     free(b->added);
 }
 
+/* The raw bytes of token id (valid once the vocabulary is built, even mid-load). */
+static const char *raw_bytes(const ar_tokenizer *t, int32_t id, size_t *len) {
+    if (len) *len = t->bpe.raw_off[id + 1] - t->bpe.raw_off[id];
+    return (const char *)t->bpe.raw + t->bpe.raw_off[id];
+}
+
+/* The id whose vocabulary text is `text`: added tokens, then BPE tokens (hashed), then the
+ * rest (unused and control tokens, few). Needs the vocabulary built. */
+static int32_t find_token(const ar_tokenizer *t, const char *text) {
+    for (int32_t i = 0; i < t->n_added; i++)
+        if (strcmp(t->bpe.text + t->bpe.text_off[t->added[i].id], text) == 0) return t->added[i].id;
+    int32_t id = ar_bpe_find_text(&t->bpe, text, strlen(text));
+    for (int32_t i = 0; id < 0 && i < t->bpe.n_tokens; i++)
+        if (!t->bpe.is_bpe[i] && strcmp(t->bpe.text + t->bpe.text_off[i], text) == 0) id = i;
+    return id;
+}
+
 static int cmp_added(const void *a, const void *b) {
     const added_token *x = a, *y = b;
     if (x->len != y->len) return x->len > y->len ? -1 : 1;
@@ -112,7 +129,7 @@ static ar_status build(ar_tokenizer *t, const builder *b, ar_err *err) {
     for (int32_t i = 0; i < b->n; i++) {
         if (!b->added[i] || b->lens[i] == 0) continue;
         size_t len = 0;
-        const char *raw = ar_token_bytes(t, i, &len);
+        const char *raw = raw_bytes(t, i, &len);
         t->added[t->n_added++] = (added_token){i, (uint32_t)len, (const uint8_t *)raw};
         t->added_first[(uint8_t)raw[0]] = 1;
     }
@@ -249,6 +266,13 @@ static ar_status json_check_pipeline(ar_tokenizer *t, json_t *root, const char *
         (json_object_get(model, "dropout") && !json_is_null(json_object_get(model, "dropout"))))
         return ar_errf(err, AR_ERR_UNSUPPORTED, "%s: BPE byte_fallback/dropout not supported",
                        file);
+    static const char *const affixes[] = {"continuing_subword_prefix", "end_of_word_suffix"};
+    for (int i = 0; i < 2; i++) {
+        json_t *v = json_object_get(model, affixes[i]);
+        if (v && !json_is_null(v) && (!json_is_string(v) || json_string_length(v) > 0))
+            return ar_errf(err, AR_ERR_UNSUPPORTED, "%s: BPE %s is not supported", file,
+                           affixes[i]);
+    }
     t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
     json_t *norm = json_object_get(root, "normalizer");
     if (!norm || !jstr(norm, "type") || strcmp(jstr(norm, "type"), "NFC") != 0)
@@ -375,7 +399,7 @@ static void json_config(ar_tokenizer *t, const char *dir) {
     for (int i = 0; i < 3; i++) {
         json_t *v = json_object_get(cfg, keys[i]);
         const char *s = json_is_string(v) ? json_string_value(v) : jstr(v, "content");
-        if (s) t->special[i] = ar_tokenizer_find(t, s);
+        if (s) t->special[i] = find_token(t, s);
     }
     json_decref(cfg);
 }
@@ -495,9 +519,9 @@ ar_status ar_tokenizer_open_memory(const uint8_t *data, size_t size, bool json,
         if (!root)
             return ar_errf(&t->err, AR_ERR_FORMAT, "tokenizer.json: line %d, column %d: %s",
                            jerr.line, jerr.column, jerr.text);
-        rc = json_is_object(root) ? load_json_root(t, root, "tokenizer.json", &t->err)
-                                  : ar_errf(&t->err, AR_ERR_FORMAT,
-                                            "tokenizer.json: expected a JSON object");
+        rc = json_is_object(root)
+                 ? load_json_root(t, root, "tokenizer.json", &t->err)
+                 : ar_errf(&t->err, AR_ERR_FORMAT, "tokenizer.json: expected a JSON object");
         json_decref(root);
     } else {
         ar_gguf g;
@@ -530,9 +554,8 @@ int32_t ar_tokenizer_n_tokens(const ar_tokenizer *t) {
 }
 
 const char *ar_token_bytes(const ar_tokenizer *t, int32_t id, size_t *len) {
-    if (!t || id < 0 || id >= t->bpe.n_tokens || !t->bpe.raw_off) return NULL;
-    if (len) *len = t->bpe.raw_off[id + 1] - t->bpe.raw_off[id];
-    return (const char *)t->bpe.raw + t->bpe.raw_off[id];
+    if (!USABLE(t) || id < 0 || id >= t->bpe.n_tokens) return NULL;
+    return raw_bytes(t, id, len);
 }
 
 const char *ar_token_text(const ar_tokenizer *t, int32_t id) {
@@ -541,10 +564,7 @@ const char *ar_token_text(const ar_tokenizer *t, int32_t id) {
 }
 
 int32_t ar_tokenizer_find(const ar_tokenizer *t, const char *text) {
-    if (!t || !text || !t->bpe.text_off) return -1;
-    for (int32_t i = 0; i < t->n_added; i++)
-        if (strcmp(t->bpe.text + t->bpe.text_off[t->added[i].id], text) == 0) return t->added[i].id;
-    return ar_bpe_find_text(&t->bpe, text, strlen(text));
+    return USABLE(t) && text ? find_token(t, text) : -1;
 }
 
 int32_t ar_tokenizer_special(const ar_tokenizer *t, ar_special_token which) {

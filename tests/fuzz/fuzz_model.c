@@ -3,6 +3,10 @@
  * fuzz_model.h).
  */
 #include "fuzz_model.h"
+#include "tokenizer/bpe.h"
+
+#include <jansson.h>
+#include <utf8proc.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,6 +303,59 @@ void fuzz_check_tokenizer(ar_status st, ar_tokenizer *tok) {
             FUZZ_CHECK(k == k2 && memcmp(ids, again, k * sizeof *ids) == 0);
         }
     ar_tokenizer_free(tok);
+}
+
+/* ---- a synthetic tokenizer.json ---------------------------------------------------------- */
+
+static const char qwen2_split[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+char *fuzz_tokenizer_json(size_t *len) {
+    static const char *const merges[][2] = {
+        {"\xc4\xa0", "t"},
+        {"h", "e"},
+        {"\xc4\xa0t", "he"},
+        {"i", "n"},
+        {"\xc4\xa0", "a"},
+        {"e", "r"},
+        {"\xc4\xa0", "\xc4\xa0"},
+        {"\xc4\xa0\xc4\xa0", "\xc4\xa0\xc4\xa0"},
+        {"'", "s"},
+    };
+    static const char *const added[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>",
+                                        "<tool_call>", "</tool_call>"};
+    json_t *vocab = json_object(), *jm = json_array(), *ja = json_array();
+    int id = 0;
+    for (int b = 0; b < 256; b++) {
+        char s[8] = {0};
+        utf8proc_encode_char((utf8proc_int32_t)ar_bytelevel_char((uint8_t)b), (uint8_t *)s);
+        json_object_set_new(vocab, s, json_integer(id++));
+    }
+    for (size_t i = 0; i < sizeof merges / sizeof merges[0]; i++) {
+        char both[32];
+        snprintf(both, sizeof both, "%s%s", merges[i][0], merges[i][1]);
+        if (!json_object_get(vocab, both)) json_object_set_new(vocab, both, json_integer(id++));
+        json_array_append_new(jm, json_pack("[ss]", merges[i][0], merges[i][1]));
+    }
+    for (size_t i = 0; i < sizeof added / sizeof added[0]; i++)
+        json_array_append_new(ja, json_pack("{s:i,s:s,s:b,s:b,s:b,s:b,s:b}", "id", id++, "content",
+                                            added[i], "special", i < 3, "lstrip", 0, "rstrip", 0,
+                                            "single_word", 0, "normalized", 0));
+    json_t *root = json_pack(
+        "{s:o,s:{s:s},s:{s:s,s:[{s:s,s:{s:s},s:s,s:b},{s:s,s:b,s:b,s:b}]},s:{s:s},"
+        "s:{s:s,s:n,s:b,s:b,s:o,s:o}}",
+        "added_tokens", ja, "normalizer", "type", "NFC", "pre_tokenizer", "type", "Sequence",
+        "pretokenizers", "type", "Split", "pattern", "Regex", qwen2_split, "behavior", "Isolated",
+        "invert", 0, "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets", 0, "use_regex", 0,
+        "decoder", "type", "ByteLevel", "model", "type", "BPE", "dropout", "byte_fallback", 0,
+        "ignore_merges", 0, "vocab", vocab, "merges", jm);
+    if (!root) fuzz_fail(__FILE__, __LINE__, "json_pack of the synthetic tokenizer");
+    char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!s) fuzz_fail(__FILE__, __LINE__, "json_dumps");
+    *len = strlen(s);
+    return s;
 }
 
 /* ---- entry ---------------------------------------------------------------------------- */

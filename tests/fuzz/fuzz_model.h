@@ -60,6 +60,11 @@ void fuzz_check_tokenizer(ar_status st, ar_tokenizer *tok);
  * input stays cheap and the cache code still runs. */
 ar_tokenizer_params fuzz_tokenizer_params(void);
 
+/* A small, valid Qwen2-style tokenizer.json (malloc'd, *len bytes): the 256 byte tokens,
+ * a few merges and added tokens, the Qwen2 pipeline. Seeds fuzz_tokenizer_json and stands
+ * in for the real vocabulary when fuzz_tokenize cannot find it. */
+char *fuzz_tokenizer_json(size_t *len);
+
 /* One fixed config.json of fuzz_safetensors and the shapes a checkpoint needs to match it
  * (gen_seeds writes such checkpoints). */
 typedef struct fuzz_st_config {

@@ -1,7 +1,7 @@
 /*
  * gen_seeds.c - writes the seed corpora of the fuzz targets.
  *
- *     usage: gen_seeds GGUF_DIR SAFETENSORS_DIR
+ *     usage: gen_seeds GGUF_DIR SAFETENSORS_DIR [TOKENIZE_DIR TOKENIZER_JSON_DIR]
  *
  * GGUF_DIR gets tiny valid qwen2 GGUF models (versions 2 and 3, default and custom
  * alignment, F32 / F16 / BF16 / every block-32 quant / every k-quant matrix, tied and
@@ -18,12 +18,16 @@
  * safetensors.h, quant.h), independent of the readers and of any test helper. Every seed
  * is opened with the library before it is written, so a seed that stops loading (after a
  * change in the writer or the reader) fails here instead of silently costing coverage.
+ * TOKENIZE_DIR and TOKENIZER_JSON_DIR, when given, get texts for fuzz_tokenize (a flags
+ * byte, then the text) and the synthetic tokenizer.json of fuzz_tokenizer_json.
+ *
  * This is an ordinary program: it does not need libFuzzer.
  */
 #include "fuzz_model.h"
 #include "model/gguf.h"
 #include "model/model.h"
 #include "model/safetensors.h"
+#include "tokenizer/tokenizer.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -723,14 +727,44 @@ static void make_dir(const char *dir) {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) die("%s: %s", dir, strerror(errno));
 }
 
+/* fuzz_tokenize: a flags byte, then text; fuzz_tokenizer_json: the synthetic tokenizer. */
+static void write_tokenizer_seeds(const char *tok_dir, const char *json_dir) {
+    static const char *const texts[] = {
+        "\001<|im_start|>user\nWhat's the weather in Paris? I'LL go<|im_end|>\n",
+        "\000Hello world, the quick brown fox's 12345 jumps!\n\n  over\t\ttabs",
+        ("\002e\xcc\x81 caf\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd "
+         "\xff\xfe"),
+        "\003   \r\n\r\n  x  \xc2\xa0\xe3\x80\x80 <tool_call></tool_call>",
+    };
+    char path[4096];
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        snprintf(path, sizeof path, "%s/text-%zu", tok_dir, i);
+        size_t len = 1 + strlen(texts[i] + 1); /* the flags byte may be 0 */
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(texts[i], 1, len, f) != len || fclose(f) != 0)
+            die("%s: write failed", path);
+    }
+    size_t len;
+    char *json = fuzz_tokenizer_json(&len);
+    ar_tokenizer *tok = NULL;
+    if (ar_tokenizer_open_memory((const uint8_t *)json, len, true, NULL, &tok) != AR_OK)
+        die("the synthetic tokenizer.json does not load: %s", ar_tokenizer_errmsg(tok));
+    ar_tokenizer_free(tok);
+    snprintf(path, sizeof path, "%s/synthetic.json", json_dir);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(json, 1, len, f) != len || fclose(f) != 0) die("%s: write failed", path);
+    free(json);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: gen_seeds GGUF_DIR SAFETENSORS_DIR\n");
+    if ((argc != 3 && argc != 5) || argv[1][0] == '-') {
+        fprintf(stderr,
+                "usage: gen_seeds GGUF_DIR SAFETENSORS_DIR [TOKENIZE_DIR TOKENIZER_JSON_DIR]\n");
         return 2;
     }
-    make_dir(argv[1]);
-    make_dir(argv[2]);
+    for (int i = 1; i < argc; i++) make_dir(argv[i]);
     write_gguf_seeds(argv[1]);
     write_safetensors_seeds(argv[2]);
+    if (argc == 5) write_tokenizer_seeds(argv[3], argv[4]);
     return 0;
 }
