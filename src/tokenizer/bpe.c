@@ -43,17 +43,22 @@ int ar_bytelevel_byte(uint32_t cp) {
 /* Byte-level text -> raw bytes into dst (capacity >= len: each character gives one byte).
  * Returns the raw length, or -1 when a character is outside the alphabet. */
 static long bytelevel_decode(const char *text, size_t len, uint8_t *dst) {
+    pthread_once(&alphabet_once, build_alphabet);
+    /* The alphabet is U+0021..U+0143: one or two UTF-8 bytes per character. */
     const uint8_t *s = (const uint8_t *)text;
     long n = 0;
-    for (size_t i = 0; i < len;) {
-        int32_t cp;
-        utf8proc_ssize_t r =
-            utf8proc_iterate(s + i, (utf8proc_ssize_t)(len - i < 4 ? len - i : 4), &cp);
-        if (r <= 0) return -1;
-        int b = ar_bytelevel_byte((uint32_t)cp);
-        if (b < 0) return -1;
-        dst[n++] = (uint8_t)b;
-        i += (size_t)r;
+    for (size_t i = 0; i < len; n++) {
+        uint32_t cp = s[i];
+        if (cp >= 0x80) {
+            if ((cp & 0xE0) != 0xC0 || i + 1 >= len || (s[i + 1] & 0xC0) != 0x80) return -1;
+            cp = (cp & 0x1F) << 6 | (s[i + 1] & 0x3F);
+            if (cp < 0x80) return -1; /* overlong */
+            i += 2;
+        } else {
+            i++;
+        }
+        if (cp >= 256 + 68 || char_to_byte[cp] < 0) return -1;
+        dst[n] = (uint8_t)char_to_byte[cp];
     }
     return n;
 }
@@ -70,7 +75,7 @@ static uint32_t hash_text(const char *p, size_t n) {
         h ^= h >> 32;
     }
     uint64_t w = 0;
-    memcpy(&w, p + i, n - i);
+    for (unsigned shift = 0; i < n; i++, shift += 8) w |= (uint64_t)(uint8_t)p[i] << shift;
     h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 29;
     return (uint32_t)h;
@@ -235,6 +240,18 @@ ar_status ar_bpe_reserve_merges(ar_bpe *b, uint32_t n, ar_err *err) {
     b->merges_mask = size - 1;
     b->n_merges = 0;
     return AR_OK;
+}
+
+void ar_bpe_prefetch_merge(const ar_bpe *b, const char *merge, size_t len) {
+    const char *sp = memchr(merge, ' ', len);
+    if (!sp || len > 256) return;
+    char both[256];
+    size_t l = (size_t)(sp - merge), r = len - l - 1;
+    memcpy(both, merge, l);
+    memcpy(both + l, sp + 1, r);
+    __builtin_prefetch(&b->by_text[hash_text(merge, l) & b->by_text_mask]);
+    __builtin_prefetch(&b->by_text[hash_text(sp + 1, r) & b->by_text_mask]);
+    __builtin_prefetch(&b->by_text[hash_text(both, l + r) & b->by_text_mask]);
 }
 
 ar_status ar_bpe_add_merge(ar_bpe *b, uint32_t rank, const char *left, size_t left_len,

@@ -73,6 +73,10 @@ ar_status ar_bpe_init(ar_bpe *b, int32_t n, const char *const *texts, const uint
 ar_status ar_bpe_add_merge(ar_bpe *b, uint32_t rank, const char *left, size_t left_len,
                            const char *right, size_t right_len, ar_err *err);
 
+/* Start loading the hash slots that adding this merge will look at (left, right and the
+ * two together; "left right" is the merge as written), so that loaders can work ahead. */
+void ar_bpe_prefetch_merge(const ar_bpe *b, const char *merge, size_t len);
+
 /* Size the merge table for n merges (call before adding them). */
 ar_status ar_bpe_reserve_merges(ar_bpe *b, uint32_t n, ar_err *err);
 

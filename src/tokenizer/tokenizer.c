@@ -184,9 +184,14 @@ static ar_status gguf_merges(ar_tokenizer *t, const ar_gguf *g, ar_err *err) {
     if (rc != AR_OK) return rc;
     if (merges->count > UINT32_MAX / 4) return ar_errf(err, AR_ERR_LIMIT, "too many merges");
     rc = ar_bpe_reserve_merges(&t->bpe, (uint32_t)merges->count, err);
+    enum { AHEAD = 8 }; /* hash-table cache misses in flight */
     for (uint64_t i = 0; i < merges->count && rc == AR_OK; i++) {
         const char *s;
         uint64_t len;
+        if (i + AHEAD < merges->count) {
+            ar_gguf_array_str(merges, i + AHEAD, &s, &len);
+            ar_bpe_prefetch_merge(&t->bpe, s, (size_t)len);
+        }
         ar_gguf_array_str(merges, i, &s, &len);
         const char *sp = memchr(s, ' ', (size_t)len);
         if (!sp || memchr(sp + 1, ' ', (size_t)(len - (uint64_t)(sp + 1 - s))))
