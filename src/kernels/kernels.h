@@ -1,0 +1,135 @@
+/*
+ * kernels.h - the compute kernels of the engine, behind one dispatch table per CPU tier.
+ *
+ * Tiers: a scalar reference (portable C, the definition of every result), AVX2 (+FMA,
+ * F16C) and AVX-512 (F, BW, VL, DQ, VNNI; BF16 when present). ar_kernels_get() fills a
+ * table for the best tier the CPU supports, or for a lower one on request (tests and
+ * debugging force the lower tiers). Every SIMD kernel has the same signature and contract
+ * as its scalar reference and is tested against it (tests/unit/test_kernels_*.c).
+ *
+ * Matrix products. A weight matrix has N rows of K elements of its storage type; an
+ * activation row has K floats. The product of one weight row with one activation row:
+ *
+ *  - F32, F16, BF16 weights: rows are converted to float32 (to_float) and multiplied with
+ *    float32 activations (dot_f32): float32 arithmetic throughout.
+ *  - Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 weights: activations are first quantized to Q8A blocks
+ *    of 32 (quantize_q8a, once per activation row), then vec_dot works on integers block
+ *    by block and scales in float (as llama.cpp's Q8_0/Q8_1 path does).
+ *  - Q2_K..Q6_K weights: activations are quantized to Q8K blocks of 256 (quantize_q8k), as
+ *    llama.cpp's Q8_K path.
+ *
+ * The 8-bit activation rounding costs accuracy (see docs/engine.md); the engine can also
+ * run quantized weights the float32 way (dequantize a row with to_float, then dot_f32).
+ *
+ * Kernels never start threads and never allocate; the caller splits work (rows) between
+ * threads.
+ */
+#ifndef AR_KERNELS_KERNELS_H
+#define AR_KERNELS_KERNELS_H
+
+#include "kernels/types.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- activation blocks ----------------------------------------------------------------- */
+
+#define AR_QK8A 32
+#define AR_QK8K 256
+
+/* 32 activations: x[i] ~= d * qs[i]; s = d * sum(qs) (used by types with a minimum). */
+typedef struct ar_block_q8a {
+    float d;
+    float s;
+    int8_t qs[AR_QK8A];
+} ar_block_q8a;
+_Static_assert(sizeof(ar_block_q8a) == 40, "ar_block_q8a size");
+
+/* 256 activations: x[i] ~= d * qs[i]; bsums[j] = sum of qs[16j .. 16j+15]. */
+typedef struct ar_block_q8k {
+    float d;
+    int8_t qs[AR_QK8K];
+    int16_t bsums[AR_QK8K / 16];
+} ar_block_q8k;
+_Static_assert(sizeof(ar_block_q8k) == 292, "ar_block_q8k size");
+
+/* The activation format a weight type multiplies with. */
+typedef enum ar_act {
+    AR_ACT_F32 = 0, /* float32 rows (F32/F16/BF16 weights, or the float path) */
+    AR_ACT_Q8A = 1, /* ar_block_q8a blocks */
+    AR_ACT_Q8K = 2  /* ar_block_q8k blocks */
+} ar_act;
+
+/* ---- function types ---------------------------------------------------------------------- */
+
+/* sum_i w[i] * x[i] over n elements: w one weight row of the kernel's type, x the
+ * activation row in that type's format (ar_act). n is a multiple of the type's block. */
+typedef float (*ar_vec_dot_fn)(int64_t n, const void *w, const void *x);
+
+/* Quantize n floats (a multiple of the block size) into activation blocks. */
+typedef void (*ar_quantize_fn)(const float *x, void *y, int64_t n);
+
+/* ---- CPU tiers --------------------------------------------------------------------------- */
+
+typedef enum ar_cpu_tier {
+    AR_CPU_AUTO = -1, /* the best the CPU supports */
+    AR_CPU_SCALAR = 0,
+    AR_CPU_AVX2 = 1,
+    AR_CPU_AVX512 = 2
+} ar_cpu_tier;
+
+/* The best tier this CPU runs (cpuid + the OS saving the vector state). */
+ar_cpu_tier ar_cpu_best_tier(void);
+
+/* The name of a tier: "scalar", "avx2", "avx512". */
+const char *ar_cpu_tier_name(ar_cpu_tier tier);
+
+/* ---- the table --------------------------------------------------------------------------- */
+
+#define AR_N_TYPES 31 /* ar_type ids are below this */
+
+typedef struct ar_kernels {
+    ar_cpu_tier tier;
+
+    /* Per weight type: its activation format and, for quantized types, the integer dot
+     * product with that format. to_float converts weight rows (any supported type). */
+    ar_act act[AR_N_TYPES];
+    ar_vec_dot_fn vec_dot[AR_N_TYPES]; /* NULL for F32, F16, BF16 */
+    ar_to_float_fn to_float[AR_N_TYPES];
+
+    ar_quantize_fn quantize_q8a;
+    ar_quantize_fn quantize_q8k;
+
+    /* Float vector operations (n any length). */
+    float (*dot_f32)(int64_t n, const float *a, const float *b);
+    /* y[i] += a * x[i] */
+    void (*axpy_f32)(int64_t n, float a, const float *x, float *y);
+    /* y[i] = x[i] * s * w[i], where s = 1 / sqrt(mean(x^2) + eps) (RMSNorm) */
+    void (*rmsnorm_f32)(int64_t n, const float *x, const float *w, float eps, float *y);
+    /* y[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i] */
+    void (*silu_mul_f32)(int64_t n, const float *g, const float *u, float *y);
+    /* x[i] = exp(x[i] - max) / sum (in place); returns the sum before normalizing */
+    float (*softmax_f32)(int64_t n, float *x);
+
+    /* float16 storage (the F16 KV cache): conversions of n values. */
+    void (*f32_to_f16)(int64_t n, const float *x, uint16_t *y);
+    void (*f16_to_f32)(int64_t n, const uint16_t *x, float *y);
+} ar_kernels;
+
+/* Fill *k for `tier` (AR_CPU_AUTO = the best available). Returns AR_ERR_UNSUPPORTED when
+ * the CPU cannot run the tier asked for. */
+ar_status ar_kernels_get(ar_cpu_tier tier, ar_kernels *k);
+
+/* Per-tier fillers, one per kernel family and tier (scalar first; SIMD fillers override
+ * what they implement and leave the rest). Internal to src/kernels. */
+void ar_kernels_fill_float_scalar(ar_kernels *k);
+void ar_kernels_fill_float_avx2(ar_kernels *k);
+void ar_kernels_fill_float_avx512(ar_kernels *k);
+void ar_kernels_fill_q32_scalar(ar_kernels *k);
+void ar_kernels_fill_q32_avx2(ar_kernels *k);
+void ar_kernels_fill_q32_avx512(ar_kernels *k);
+void ar_kernels_fill_qk_scalar(ar_kernels *k);
+void ar_kernels_fill_qk_avx2(ar_kernels *k);
+void ar_kernels_fill_qk_avx512(ar_kernels *k);
+
+#endif
