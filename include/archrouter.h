@@ -333,6 +333,113 @@ int32_t ar_tokenizer_special(const ar_tokenizer *tok, ar_special_token which);
 /* The chat template (Jinja text) shipped with the tokenizer, or NULL. */
 const char *ar_tokenizer_chat_template(const ar_tokenizer *tok);
 
+/* ---------------------------------------------------------------------------------------
+ * Engine
+ *
+ * Runs the model on the CPU. An engine holds what all sequences share: the model's
+ * weights (used in place), compute kernels for this CPU and a thread pool. A sequence
+ * (ar_seq) is one conversation's state: its KV cache and positions. Many sequences can
+ * share one engine; their evaluations take turns on the engine's threads.
+ *
+ *     ar_engine *eng = NULL;
+ *     ar_engine_new(model, NULL, &eng);               // the model must outlive it
+ *     ar_seq *seq = NULL;
+ *     ar_seq_new(eng, NULL, &seq);
+ *     float *logits = malloc(ar_engine_n_vocab(eng) * sizeof(float));
+ *     ar_seq_eval(seq, ids, n_ids, AR_LOGITS_LAST, logits);   // prefill
+ *     ar_seq_eval(seq, &next, 1, AR_LOGITS_LAST, logits);     // one more token
+ *     ar_seq_free(seq);
+ *     ar_engine_free(eng);
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct ar_engine ar_engine;
+typedef struct ar_seq ar_seq;
+
+/* How products with quantized weights are computed. */
+typedef enum ar_precision {
+    /* Activations rounded to 8 bits per block for the integer kernels (as llama.cpp does):
+     * the fast path. F32/F16/BF16 weights always compute in float32. */
+    AR_PRECISION_FAST = 0,
+    /* Quantized weights dequantized to float32 and multiplied in float32: slower, within
+     * float32 rounding of an exact computation on the same weights. */
+    AR_PRECISION_FLOAT32 = 1
+} ar_precision;
+
+typedef struct ar_engine_params {
+    int32_t n_threads;      /* threads in all, the caller's included; 0 = physical cores */
+    int32_t cpu;            /* kernel tier: -1 best available (default), 0 scalar, 1 AVX2,
+                               2 AVX-512; a tier the CPU lacks gives AR_ERR_UNSUPPORTED */
+    ar_precision precision; /* default AR_PRECISION_FAST */
+} ar_engine_params;
+
+ar_engine_params ar_engine_default_params(void);
+
+/* An engine for `model` (not vocabulary-only). The model is borrowed: it must outlive the
+ * engine. [out] *out: as ar_model_open() (a failed handle carries the message). */
+ar_status ar_engine_new(const ar_model *model, const ar_engine_params *params, ar_engine **out);
+
+/* Release. Every sequence of the engine must have been freed first. NULL is a no-op. */
+void ar_engine_free(ar_engine *engine);
+
+const char *ar_engine_errmsg(const ar_engine *engine);
+
+/* Vocabulary size: the length of one row of logits. */
+int32_t ar_engine_n_vocab(const ar_engine *engine);
+
+/* Threads the engine computes with. */
+int32_t ar_engine_n_threads(const ar_engine *engine);
+
+/* The kernel tier in use: "scalar", "avx2" or "avx512". */
+const char *ar_engine_cpu_name(const ar_engine *engine);
+
+/* Storage of the KV cache. */
+typedef enum ar_kv_type { AR_KV_F32 = 0, AR_KV_F16 = 1 } ar_kv_type;
+
+typedef struct ar_seq_params {
+    int32_t n_ctx;      /* positions the sequence can hold (default 4096, at most the model's
+                           training context) */
+    int32_t n_batch;    /* tokens per forward chunk (default 256); longer inputs are run in
+                           chunks of this size */
+    ar_kv_type kv_type; /* default AR_KV_F32 */
+} ar_seq_params;
+
+ar_seq_params ar_seq_default_params(void);
+
+/* A new, empty sequence on `engine`. [out] *out: as ar_model_open(). */
+ar_status ar_seq_new(ar_engine *engine, const ar_seq_params *params, ar_seq **out);
+
+void ar_seq_free(ar_seq *seq);
+
+/* The message of the last error this sequence returned. */
+const char *ar_seq_errmsg(const ar_seq *seq);
+
+/* Positions already in the sequence (its KV cache). */
+int32_t ar_seq_n_past(const ar_seq *seq);
+
+int32_t ar_seq_n_ctx(const ar_seq *seq);
+
+/* Which logits ar_seq_eval() writes. */
+typedef enum ar_logits {
+    AR_LOGITS_NONE = 0, /* none: only fill the KV cache */
+    AR_LOGITS_LAST = 1, /* n_vocab floats: after the last token */
+    AR_LOGITS_ALL = 2   /* n * n_vocab floats: after every token, in order */
+} ar_logits;
+
+/* Append n tokens at positions n_past .. n_past + n - 1 and write the requested logits.
+ * Results are the same whether tokens come all at once or in pieces. Errors: an id outside
+ * the vocabulary, n < 1, or n_past + n > n_ctx give AR_ERR_INVALID_ARG with a message, and
+ * the sequence is unchanged. */
+ar_status ar_seq_eval(ar_seq *seq, const int32_t *tokens, int32_t n, ar_logits which,
+                      float *logits);
+
+/* Forget every position from n_past on (0 empties the sequence). */
+ar_status ar_seq_truncate(ar_seq *seq, int32_t n_past);
+
+/* Make dst hold the first n positions of src (a cached prompt prefix, shared by many
+ * requests): copies n positions of the KV cache. Both sequences must belong to the same
+ * engine, with the same KV type, and dst must have room for n positions. */
+ar_status ar_seq_copy(ar_seq *dst, const ar_seq *src, int32_t n);
+
 #ifdef __cplusplus
 }
 #endif

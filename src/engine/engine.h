@@ -1,0 +1,82 @@
+/*
+ * engine.h - the inside of ar_engine (shared by sequences) and ar_seq (one sequence).
+ *
+ * The engine is read-only while sequences run, except for its thread pool, which one
+ * evaluation at a time holds (eval_lock). A sequence owns its KV cache and the scratch
+ * buffers of one forward chunk, sized once when it is created:
+ *
+ *     KV cache, per layer: K [n_ctx][n_kv_heads * head_dim], then V likewise (F32 or F16)
+ *     activations: x, xn [n_batch][n_embd]; q, att [n_batch][n_heads * head_dim];
+ *                  k, v [n_batch][n_kv_heads * head_dim]; gate, up [n_batch][n_ff]
+ *     quantized activations: one row of the largest kind per batch row
+ *     per thread: a weight row as floats, attention scores [n_ctx], two head rows
+ */
+#ifndef AR_ENGINE_ENGINE_H
+#define AR_ENGINE_ENGINE_H
+
+#include "archrouter.h"
+#include "base/err.h"
+#include "engine/pool.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+#include <pthread.h>
+
+/* Norm weights and biases of one layer as float32 (converted once from F16/BF16). */
+typedef struct ar_layer_vecs {
+    const float *attn_norm, *bq, *bk, *bv, *ffn_norm;
+} ar_layer_vecs;
+
+struct ar_engine {
+    ar_err err;
+    bool failed;
+    ar_engine_params params;
+    const ar_model *model;
+    const ar_qwen2_hparams *hp;
+    const ar_qwen2_weights *w;
+    ar_kernels k;
+    ar_pool *pool;
+    pthread_mutex_t eval_lock; /* one evaluation at a time uses the pool */
+    bool lock_ready;
+
+    float *vec_pool; /* storage of the float32 vectors below */
+    ar_layer_vecs *layers;
+    const float *out_norm;
+    float *rope_inv_freq; /* head_dim / 2 inverse frequencies */
+
+    size_t max_k;       /* longest activation row of any product: max(n_embd, n_ff, q dim) */
+    size_t max_act_row; /* bytes of the largest quantized activation row */
+};
+
+struct ar_seq {
+    ar_err err;
+    bool failed;
+    ar_engine *e;
+    ar_seq_params p;
+    int32_t n_past;
+
+    size_t kv_elem; /* 4 or 2 bytes */
+    size_t kv_dim;  /* n_kv_heads * head_dim */
+    uint8_t *kv;    /* n_layers * 2 * n_ctx * kv_dim elements */
+
+    float *x, *xn, *q, *k, *v, *att, *gate, *up;
+    uint8_t *xq;    /* quantized activations: n_batch rows of e->max_act_row bytes */
+    float *scratch; /* per-thread scratch, scratch_stride floats each */
+    size_t scratch_stride;
+};
+
+/* The K or V rows of layer l (kind 0 = K, 1 = V), position 0. */
+static inline uint8_t *ar_kv_rows(const ar_seq *s, int l, int kind) {
+    return s->kv + ((size_t)(2 * l + kind) * (size_t)s->p.n_ctx * s->kv_dim) * s->kv_elem;
+}
+
+/* y[t][0..N) = W x[t] (+ bias) for n_tok tokens: W is an N x K weight tensor; x rows are
+ * ldx floats apart, y rows ldy floats apart. Uses the engine's kernels and threads. */
+void ar_matmul(ar_seq *s, const ar_tensor *w, const float *x, int n_tok, int64_t ldx, float *y,
+               int64_t ldy, const float *bias);
+
+/* Run n (<= n_batch) tokens at positions n_past.. through the model; logits as in
+ * ar_seq_eval (for these n tokens). Inputs already validated. */
+void ar_forward(ar_seq *s, const int32_t *tokens, int n, ar_logits which, float *logits);
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * forward.c - the Qwen2 forward pass over a chunk of tokens (ar_forward in engine.h).
+ *
+ * Read top to bottom, it is the model:
+ *
+ *   x = embedding rows of the tokens
+ *   for each layer:
+ *       h = rmsnorm(x) * attn_norm
+ *       q, k, v = h Wq + bq, h Wk + bk, h Wv + bv
+ *       rotate q and k by their positions (RoPE, rotate-half pairs (i, i + d/2))
+ *       append k, v to the KV cache
+ *       a = causal attention of q over the cache, kv head shared by n_heads/n_kv_heads
+ *       x = x + a Wo
+ *       h = rmsnorm(x) * ffn_norm
+ *       x = x + (silu(h Wgate) * (h Wup)) Wdown
+ *   logits = (rmsnorm(x) * output_norm) Woutput    (for the positions asked for)
+ *
+ * Each step splits its work over the engine's threads (one pool run per step); products
+ * go through ar_matmul. Everything is float32 except the weights and, optionally, the KV
+ * cache (F16).
+ */
+#include "engine/engine.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- parallel steps ------------------------------------------------------------------ */
+
+typedef struct step {
+    ar_seq *s;
+    int n; /* tokens in the chunk */
+    int layer;
+    const float *in; /* rows of `width` floats */
+    float *out;
+    const float *weight; /* rmsnorm weight */
+    int width;
+} step;
+
+static void rmsnorm_rows(int ith, int nth, void *ctx) {
+    const step *st = ctx;
+    const ar_engine *e = st->s->e;
+    for (int t = ith; t < st->n; t += nth)
+        e->k.rmsnorm_f32(st->width, st->in + (size_t)t * st->width, st->weight, e->hp->rms_eps,
+                         st->out + (size_t)t * st->width);
+}
+
+static void rmsnorm(ar_seq *s, int n, const float *in, float *out, const float *weight) {
+    step st = {.s = s, .n = n, .in = in, .out = out, .weight = weight, .width = s->e->hp->n_embd};
+    ar_pool_run(s->e->pool, rmsnorm_rows, &st);
+}
+
+/* x += delta, row by row. */
+static void add_rows(int ith, int nth, void *ctx) {
+    const step *st = ctx;
+    const ar_engine *e = st->s->e;
+    for (int t = ith; t < st->n; t += nth)
+        e->k.axpy_f32(st->width, 1.0f, st->in + (size_t)t * st->width,
+                      st->out + (size_t)t * st->width);
+}
+
+static void residual(ar_seq *s, int n, const float *delta, float *x) {
+    step st = {.s = s, .n = n, .in = delta, .out = x, .width = s->e->hp->n_embd};
+    ar_pool_run(s->e->pool, add_rows, &st);
+}
+
+static void silu_mul_rows(int ith, int nth, void *ctx) {
+    const step *st = ctx;
+    ar_seq *s = st->s;
+    size_t f = (size_t)s->e->hp->n_ff;
+    for (int t = ith; t < st->n; t += nth)
+        s->e->k.silu_mul_f32((int64_t)f, s->gate + t * f, s->up + t * f, s->gate + t * f);
+}
+
+/* Rotate each head of each row by its position: pairs (i, i + d/2) turn by pos * f_i. */
+static void rope_rows(int ith, int nth, void *ctx) {
+    const step *st = ctx;
+    ar_seq *s = st->s;
+    const ar_qwen2_hparams *hp = s->e->hp;
+    int half = hp->head_dim / 2;
+    for (int t = ith; t < st->n; t += nth) {
+        float pos = (float)(s->n_past + t);
+        for (int i = 0; i < half; i++) {
+            float angle = pos * s->e->rope_inv_freq[i];
+            float c = cosf(angle), sn = sinf(angle);
+            for (int which = 0; which < 2; which++) {
+                float *rows = which == 0 ? s->q + (size_t)t * hp->n_heads * hp->head_dim
+                                         : s->k + (size_t)t * s->kv_dim;
+                int heads = which == 0 ? hp->n_heads : hp->n_kv_heads;
+                for (int h = 0; h < heads; h++) {
+                    float *v = rows + (size_t)h * hp->head_dim;
+                    float a = v[i], b = v[i + half];
+                    v[i] = a * c - b * sn;
+                    v[i + half] = a * sn + b * c;
+                }
+            }
+        }
+    }
+}
+
+/* Copy the chunk's k and v rows into the cache at positions n_past.. */
+static void store_kv(int ith, int nth, void *ctx) {
+    const step *st = ctx;
+    ar_seq *s = st->s;
+    for (int t = ith; t < st->n; t += nth)
+        for (int kind = 0; kind < 2; kind++) {
+            const float *src = (kind == 0 ? s->k : s->v) + (size_t)t * s->kv_dim;
+            uint8_t *dst =
+                ar_kv_rows(s, st->layer, kind) + (size_t)(s->n_past + t) * s->kv_dim * s->kv_elem;
+            if (s->p.kv_type == AR_KV_F16)
+                s->e->k.f32_to_f16((int64_t)s->kv_dim, src, (uint16_t *)dst);
+            else
+                memcpy(dst, src, s->kv_dim * sizeof(float));
+        }
+}
+
+/* ---- attention ------------------------------------------------------------------------ */
+
+/* Row `pos` of head g of the cache as floats: in place for F32, converted for F16. */
+static const float *kv_row(const ar_seq *s, const uint8_t *base, int pos, int g, float *tmp) {
+    size_t hd = (size_t)s->e->hp->head_dim;
+    const uint8_t *p = base + ((size_t)pos * s->kv_dim + (size_t)g * hd) * s->kv_elem;
+    if (s->p.kv_type == AR_KV_F32) return (const float *)p;
+    s->e->k.f16_to_f32((int64_t)hd, (const uint16_t *)p, tmp);
+    return tmp;
+}
+
+/* Work items are (query token, head) pairs, dealt out round-robin: later tokens attend to
+ * more positions, so interleaving balances the threads. */
+static void attention_items(int ith, int nth, void *ctx) {
+    const step *st = ctx;
+    ar_seq *s = st->s;
+    const ar_engine *e = s->e;
+    const ar_qwen2_hparams *hp = e->hp;
+    int hd = hp->head_dim, group = hp->n_heads / hp->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *scores = s->scratch + (size_t)ith * s->scratch_stride + e->max_k;
+    float *tmp = scores + s->p.n_ctx;
+    const uint8_t *kc = ar_kv_rows(s, st->layer, 0), *vc = ar_kv_rows(s, st->layer, 1);
+    for (int item = ith; item < st->n * hp->n_heads; item += nth) {
+        int t = item / hp->n_heads, h = item % hp->n_heads, g = h / group;
+        int last = s->n_past + t; /* causal: positions 0..last */
+        const float *q = s->q + ((size_t)t * hp->n_heads + (size_t)h) * (size_t)hd;
+        for (int j = 0; j <= last; j++)
+            scores[j] = e->k.dot_f32(hd, q, kv_row(s, kc, j, g, tmp)) * scale;
+        e->k.softmax_f32(last + 1, scores);
+        float *out = s->att + ((size_t)t * hp->n_heads + (size_t)h) * (size_t)hd;
+        memset(out, 0, (size_t)hd * sizeof *out);
+        for (int j = 0; j <= last; j++) e->k.axpy_f32(hd, scores[j], kv_row(s, vc, j, g, tmp), out);
+    }
+}
+
+/* ---- the pass ------------------------------------------------------------------------- */
+
+static void embed(ar_seq *s, const int32_t *tokens, int n) {
+    const ar_engine *e = s->e;
+    const ar_tensor *emb = e->w->tok_embd;
+    size_t row = (size_t)(emb->n_bytes / (uint64_t)emb->ne[1]);
+    for (int t = 0; t < n; t++)
+        e->k.to_float[emb->type](emb->data + (size_t)tokens[t] * row,
+                                 s->x + (size_t)t * e->hp->n_embd, e->hp->n_embd);
+}
+
+static void layer(ar_seq *s, int l, int n) {
+    const ar_engine *e = s->e;
+    const ar_qwen2_layer *w = &e->w->layers[l];
+    const ar_layer_vecs *v = &e->layers[l];
+    const ar_qwen2_hparams *hp = e->hp;
+    int64_t E = hp->n_embd, Q = (int64_t)hp->n_heads * hp->head_dim, KV = (int64_t)s->kv_dim;
+    step st = {.s = s, .n = n, .layer = l};
+
+    rmsnorm(s, n, s->x, s->xn, v->attn_norm);
+    ar_matmul(s, w->wq, s->xn, n, E, s->q, Q, v->bq);
+    ar_matmul(s, w->wk, s->xn, n, E, s->k, KV, v->bk);
+    ar_matmul(s, w->wv, s->xn, n, E, s->v, KV, v->bv);
+    ar_pool_run(e->pool, rope_rows, &st);
+    ar_pool_run(e->pool, store_kv, &st);
+    ar_pool_run(e->pool, attention_items, &st);
+    ar_matmul(s, w->wo, s->att, n, Q, s->xn, E, NULL);
+    residual(s, n, s->xn, s->x);
+
+    rmsnorm(s, n, s->x, s->xn, v->ffn_norm);
+    ar_matmul(s, w->w_gate, s->xn, n, E, s->gate, hp->n_ff, NULL);
+    ar_matmul(s, w->w_up, s->xn, n, E, s->up, hp->n_ff, NULL);
+    ar_pool_run(e->pool, silu_mul_rows, &st);
+    ar_matmul(s, w->w_down, s->gate, n, hp->n_ff, s->xn, E, NULL);
+    residual(s, n, s->xn, s->x);
+}
+
+void ar_forward(ar_seq *s, const int32_t *tokens, int n, ar_logits which, float *logits) {
+    const ar_engine *e = s->e;
+    int64_t E = e->hp->n_embd;
+    embed(s, tokens, n);
+    for (int l = 0; l < e->hp->n_layers; l++) layer(s, l, n);
+    if (which != AR_LOGITS_NONE) {
+        /* Only the rows whose logits are wanted go through the norm and the output. */
+        int first = which == AR_LOGITS_ALL ? 0 : n - 1;
+        rmsnorm(s, n - first, s->x + (size_t)first * (size_t)E, s->xn, e->out_norm);
+        ar_matmul(s, e->w->output, s->xn, n - first, E, logits, e->hp->n_vocab, NULL);
+    }
+    s->n_past += n;
+}

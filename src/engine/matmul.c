@@ -1,0 +1,97 @@
+/*
+ * matmul.c - products of a weight matrix with a batch of activation rows, on the engine's
+ * threads (ar_matmul in engine.h).
+ *
+ * Two steps. (1) When the weight type multiplies with quantized activations (and the
+ * engine runs the fast path), the activation rows are quantized once, split over threads
+ * by token. (2) The N output rows are split evenly over threads; each thread walks the
+ * tokens in tiles (so a tile of activations stays in cache) and, for each of its weight
+ * rows, takes the dot product with every token of the tile. On the float path a weight
+ * row is first converted to float32 into the thread's scratch, once per tile.
+ */
+#include "engine/engine.h"
+
+#define TOKEN_TILE 32
+
+typedef struct mm_job {
+    const ar_engine *e;
+    const ar_tensor *w;
+    int64_t K, N;
+    size_t w_row; /* bytes of a weight row */
+    int n_tok;
+    const float *x;
+    int64_t ldx;
+    const uint8_t *xq; /* quantized rows, xq_row bytes apart; NULL on the float path */
+    size_t xq_row;
+    ar_quantize_fn quantize;
+    float *y;
+    int64_t ldy;
+    const float *bias;
+    float *scratch;
+    size_t scratch_stride;
+} mm_job;
+
+static void quantize_rows(int ith, int nth, void *ctx) {
+    const mm_job *j = ctx;
+    for (int t = ith; t < j->n_tok; t += nth)
+        j->quantize(j->x + (size_t)t * j->ldx, (void *)(j->xq + (size_t)t * j->xq_row), j->K);
+}
+
+static void multiply_rows(int ith, int nth, void *ctx) {
+    const mm_job *j = ctx;
+    const ar_kernels *k = &j->e->k;
+    int64_t r0 = j->N * ith / nth, r1 = j->N * (ith + 1) / nth;
+    float *wf = j->scratch + (size_t)ith * j->scratch_stride;
+    ar_vec_dot_fn vec_dot = k->vec_dot[j->w->type];
+    ar_to_float_fn to_float = k->to_float[j->w->type];
+    for (int t0 = 0; t0 < j->n_tok; t0 += TOKEN_TILE) {
+        int t1 = t0 + TOKEN_TILE < j->n_tok ? t0 + TOKEN_TILE : j->n_tok;
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *wrow = j->w->data + (size_t)r * j->w_row;
+            float b = j->bias ? j->bias[r] : 0.0f;
+            if (j->xq) {
+                for (int t = t0; t < t1; t++)
+                    j->y[(size_t)t * j->ldy + r] =
+                        vec_dot(j->K, wrow, j->xq + (size_t)t * j->xq_row) + b;
+            } else {
+                const float *row = (const float *)wrow;
+                if (j->w->type != AR_TYPE_F32) {
+                    to_float(wrow, wf, j->K);
+                    row = wf;
+                }
+                for (int t = t0; t < t1; t++)
+                    j->y[(size_t)t * j->ldy + r] =
+                        k->dot_f32(j->K, row, j->x + (size_t)t * j->ldx) + b;
+            }
+        }
+    }
+}
+
+void ar_matmul(ar_seq *s, const ar_tensor *w, const float *x, int n_tok, int64_t ldx, float *y,
+               int64_t ldy, const float *bias) {
+    const ar_engine *e = s->e;
+    ar_act act = e->k.act[w->type];
+    bool quantized = act != AR_ACT_F32 && e->params.precision == AR_PRECISION_FAST;
+    mm_job j = {
+        .e = e,
+        .w = w,
+        .K = w->ne[0],
+        .N = w->ne[1],
+        .w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]),
+        .n_tok = n_tok,
+        .x = x,
+        .ldx = ldx,
+        .y = y,
+        .ldy = ldy,
+        .bias = bias,
+        .scratch = s->scratch,
+        .scratch_stride = s->scratch_stride,
+    };
+    if (quantized) {
+        j.xq = s->xq;
+        j.xq_row = e->max_act_row;
+        j.quantize = act == AR_ACT_Q8A ? e->k.quantize_q8a : e->k.quantize_q8k;
+        ar_pool_run(e->pool, quantize_rows, &j);
+    }
+    ar_pool_run(e->pool, multiply_rows, &j);
+}
