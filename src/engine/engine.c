@@ -16,7 +16,7 @@
 #define DEFAULT_N_BATCH 256
 
 ar_engine_params ar_engine_default_params(void) {
-    ar_engine_params p = {.n_threads = 0, .cpu = AR_CPU_AUTO, .precision = AR_PRECISION_FAST};
+    ar_engine_params p = {.n_threads = 0, .cpu = AR_CPU_AUTO, .precision = AR_PRECISION_ACCURATE};
     return p;
 }
 
@@ -105,6 +105,8 @@ ar_status ar_engine_new(const ar_model *model, const ar_engine_params *params, a
                                ar_cpu_tier_name(e->k.tier), mats[i]->name,
                                ar_type_name((ar_type)mats[i]->type));
     }
+    if (e->params.precision < AR_PRECISION_ACCURATE || e->params.precision > AR_PRECISION_FLOAT32)
+        return ar_errf(&e->err, AR_ERR_INVALID_ARG, "unknown precision %d", e->params.precision);
     int n_threads = e->params.n_threads > 0 ? e->params.n_threads : ar_physical_cores();
     if (n_threads > 256) n_threads = 256;
     e->params.n_threads = n_threads;
@@ -157,10 +159,11 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     s->kv_elem = s->p.kv_type == AR_KV_F16 ? 2 : 4;
     s->kv = malloc((size_t)hp->n_layers * 2 * (size_t)s->p.n_ctx * s->kv_dim * s->kv_elem);
     float *act = malloc((2 * E + 2 * Q + 2 * s->kv_dim + 2 * F) * b * sizeof(float));
-    s->xq = malloc(b * e->max_act_row);
+    s->xq = malloc(2 * b * e->max_act_row);
     /* per thread: a weight row, attention scores, one converted head row */
     s->scratch_stride = (e->max_k + (size_t)s->p.n_ctx + (size_t)hp->head_dim + 15) & ~(size_t)15;
     s->scratch = malloc((size_t)e->params.n_threads * s->scratch_stride * sizeof(float));
+    s->xq2 = s->xq + b * e->max_act_row;
     if (!s->kv || !act || !s->xq || !s->scratch) {
         free(act);
         return ar_errf(&s->err, AR_ERR_NOMEM,

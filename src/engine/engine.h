@@ -8,7 +8,7 @@
  *     KV cache, per layer: K [n_ctx][n_kv_heads * head_dim], then V likewise (F32 or F16)
  *     activations: x, xn [n_batch][n_embd]; q, att [n_batch][n_heads * head_dim];
  *                  k, v [n_batch][n_kv_heads * head_dim]; gate, up [n_batch][n_ff]
- *     quantized activations: one row of the largest kind per batch row
+ *     quantized activations and their rounding errors: a row of the largest kind each
  *     per thread: a weight row as floats, attention scores [n_ctx], two head rows
  */
 #ifndef AR_ENGINE_ENGINE_H
@@ -61,6 +61,7 @@ struct ar_seq {
 
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
     uint8_t *xq;    /* quantized activations: n_batch rows of e->max_act_row bytes */
+    uint8_t *xq2;   /* their quantized rounding errors (AR_PRECISION_ACCURATE) */
     float *scratch; /* per-thread scratch, scratch_stride floats each */
     size_t scratch_stride;
 };

@@ -2,12 +2,15 @@
  * matmul.c - products of a weight matrix with a batch of activation rows, on the engine's
  * threads (ar_matmul in engine.h).
  *
- * Two steps. (1) When the weight type multiplies with quantized activations (and the
- * engine runs the fast path), the activation rows are quantized once, split over threads
- * by token. (2) The N output rows are split evenly over threads; each thread walks the
- * tokens in tiles (so a tile of activations stays in cache) and, for each of its weight
- * rows, takes the dot product with every token of the tile. On the float path a weight
- * row is first converted to float32 into the thread's scratch, once per tile.
+ * Two steps. (1) When the weight type multiplies with quantized activations (every
+ * precision but float32), the activation rows are quantized once, split over threads by
+ * token. In the default precision the rounding error of that quantization is itself
+ * quantized (a second set of 8-bit blocks for x - dequant(q(x))), and each product takes
+ * both: about 16-bit activations from the same integer kernels, for twice the dot products. (2) The
+ * N output rows are split evenly over threads; each thread walks the tokens in tiles (so a tile of
+ * activations stays in cache) and, for each of its weight rows, takes the dot product with every
+ * token of the tile. On the float path a weight row is first converted to float32 into the thread's
+ * scratch, once per tile.
  */
 #include "engine/engine.h"
 
@@ -21,8 +24,10 @@ typedef struct mm_job {
     int n_tok;
     const float *x;
     int64_t ldx;
-    const uint8_t *xq; /* quantized rows, xq_row bytes apart; NULL on the float path */
+    const uint8_t *xq;  /* quantized rows, xq_row bytes apart; NULL on the float path */
+    const uint8_t *xq2; /* quantized rounding errors of xq (default precision), or NULL */
     size_t xq_row;
+    int block; /* activations per quantized block */
     ar_quantize_fn quantize;
     float *y;
     int64_t ldy;
@@ -31,10 +36,35 @@ typedef struct mm_job {
     size_t scratch_stride;
 } mm_job;
 
+/* x - dequant(q) for one row of quantized activations (Q8A or Q8K blocks). */
+static void rounding_error(const float *x, const uint8_t *q, int64_t K, int block, float *r) {
+    for (int64_t b = 0; b < K / block; b++) {
+        float d;
+        const int8_t *qs;
+        if (block == AR_QK8A) {
+            const ar_block_q8a *blk = (const ar_block_q8a *)q + b;
+            d = blk->d;
+            qs = blk->qs;
+        } else {
+            const ar_block_q8k *blk = (const ar_block_q8k *)q + b;
+            d = blk->d;
+            qs = blk->qs;
+        }
+        for (int i = 0; i < block; i++) r[b * block + i] = x[b * block + i] - d * (float)qs[i];
+    }
+}
+
 static void quantize_rows(int ith, int nth, void *ctx) {
     const mm_job *j = ctx;
-    for (int t = ith; t < j->n_tok; t += nth)
-        j->quantize(j->x + (size_t)t * j->ldx, (void *)(j->xq + (size_t)t * j->xq_row), j->K);
+    float *r = j->scratch + (size_t)ith * j->scratch_stride;
+    for (int t = ith; t < j->n_tok; t += nth) {
+        const float *x = j->x + (size_t)t * j->ldx;
+        uint8_t *q = (uint8_t *)j->xq + (size_t)t * j->xq_row;
+        j->quantize(x, q, j->K);
+        if (!j->xq2) continue;
+        rounding_error(x, q, j->K, j->block, r);
+        j->quantize(r, (uint8_t *)j->xq2 + (size_t)t * j->xq_row, j->K);
+    }
 }
 
 static void multiply_rows(int ith, int nth, void *ctx) {
@@ -49,7 +79,13 @@ static void multiply_rows(int ith, int nth, void *ctx) {
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *wrow = j->w->data + (size_t)r * j->w_row;
             float b = j->bias ? j->bias[r] : 0.0f;
-            if (j->xq) {
+            if (j->xq2) {
+                for (int t = t0; t < t1; t++) {
+                    size_t off = (size_t)t * j->xq_row;
+                    j->y[(size_t)t * j->ldy + r] =
+                        vec_dot(j->K, wrow, j->xq + off) + vec_dot(j->K, wrow, j->xq2 + off) + b;
+                }
+            } else if (j->xq) {
                 for (int t = t0; t < t1; t++)
                     j->y[(size_t)t * j->ldy + r] =
                         vec_dot(j->K, wrow, j->xq + (size_t)t * j->xq_row) + b;
@@ -71,7 +107,7 @@ void ar_matmul(ar_seq *s, const ar_tensor *w, const float *x, int n_tok, int64_t
                int64_t ldy, const float *bias) {
     const ar_engine *e = s->e;
     ar_act act = e->k.act[w->type];
-    bool quantized = act != AR_ACT_F32 && e->params.precision == AR_PRECISION_FAST;
+    bool quantized = act != AR_ACT_F32 && e->params.precision != AR_PRECISION_FLOAT32;
     mm_job j = {
         .e = e,
         .w = w,
@@ -91,6 +127,8 @@ void ar_matmul(ar_seq *s, const ar_tensor *w, const float *x, int n_tok, int64_t
         j.xq = s->xq;
         j.xq_row = e->max_act_row;
         j.quantize = act == AR_ACT_Q8A ? e->k.quantize_q8a : e->k.quantize_q8k;
+        j.block = act == AR_ACT_Q8A ? AR_QK8A : AR_QK8K;
+        if (e->params.precision == AR_PRECISION_ACCURATE) j.xq2 = s->xq2;
         ar_pool_run(e->pool, quantize_rows, &j);
     }
     ar_pool_run(e->pool, multiply_rows, &j);
