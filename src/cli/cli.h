@@ -10,6 +10,8 @@
 #ifndef AR_CLI_H
 #define AR_CLI_H
 
+#include "archrouter.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -37,7 +39,36 @@ bool ar_cli_is_help(const char *arg);
 /* Read a whole stream into a malloc'd, NUL-terminated buffer; NULL on error. */
 char *ar_cli_read_stream(FILE *f, size_t *len);
 
+/* Engine and sequence settings shared by the commands that run the model. */
+typedef struct ar_cli_engine_opts {
+    ar_engine_params ep;
+    ar_seq_params sp;
+} ar_cli_engine_opts;
+
+extern const char ar_cli_engine_help[]; /* the "Engine options:" block of --help */
+
+void ar_cli_engine_opts_init(ar_cli_engine_opts *o);
+
+/* If argv[*i] is an engine option, consume it and its value and return 1; 0 if it is not
+ * one; -1 after reporting a bad value (return AR_EXIT_USAGE then). */
+int ar_cli_engine_option(const char *cmd, int argc, char **argv, int *i, ar_cli_engine_opts *o);
+
+/* A model with its engine (and tokenizer when asked), opened with the options. */
+typedef struct ar_cli_model {
+    ar_model *model;
+    ar_engine *engine;
+    ar_tokenizer *tok;
+    double load_ms;
+} ar_cli_model;
+
+/* Returns an exit code; on failure the message is printed (close *out anyway). */
+int ar_cli_open_model(const char *path, const ar_cli_engine_opts *o, bool tokenizer,
+                      ar_cli_model *out);
+void ar_cli_close_model(ar_cli_model *m);
+
 int ar_cmd_info(int argc, char **argv);
+int ar_cmd_generate(int argc, char **argv);
+int ar_cmd_logits(int argc, char **argv);
 int ar_cmd_tokenize(int argc, char **argv);
 int ar_cmd_bench(int argc, char **argv);
 

@@ -1,6 +1,12 @@
 /*
  * cmd_bench.c - `archrouter bench`: speed measurements printed as medians of repeated runs.
  *
+ * MODEL: prefill speed at 64, 256 and 512 tokens, decode speed (one token at a time after a
+ * 64-token prompt) with the weight bytes read per second, peak resident memory, and a hash
+ * of the last logits of the 64-token prefill so that runs on different kernels, thread
+ * counts or machines can be compared (equal hash = bit-identical logits). Token ids are a
+ * fixed pseudo-random sequence.
+ *
  * --tokenizer MODEL --corpus FILE: tokenizer load time, and single-thread encoding speed
  * over a corpus (a JSON-lines file with "text" fields, such as the tokenizer golden file,
  * or a plain text file, one text per line), cold (no word cache: every word goes through
@@ -17,21 +23,29 @@
 #include <time.h>
 
 static int usage(FILE *f) {
-    fputs("Usage: archrouter bench --tokenizer --corpus FILE [--runs N] [--special] [--json]\n"
-          "                        MODEL\n\n"
-          "Measure speed on this machine; every figure is the median of N runs.\n\n"
-          "  --tokenizer    tokenizer load time and encoding MB/s (single thread), cold\n"
-          "                 (no word cache) and warm (cache filled by a first pass)\n"
-          "  --corpus FILE  texts to encode: JSON lines with a \"text\" field, or plain\n"
-          "                 text with one text per line\n"
-          "  --runs N       repetitions (default 5)\n"
-          "  --special      parse added tokens such as <|im_start|> (default: off, as for\n"
-          "                 user text)\n"
-          "  --json         print one JSON object\n"
-          "  -h, --help     show this help\n\n"
-          "MODEL is a GGUF file, a checkpoint directory with tokenizer.json, or a\n"
-          "tokenizer.json.\n",
-          f);
+    fprintf(f,
+            "Usage: archrouter bench [--runs N] [--decode N] [--json] [ENGINE OPTIONS] MODEL\n"
+            "       archrouter bench --tokenizer --corpus FILE [--runs N] [--special] [--json]\n"
+            "                        MODEL\n\n"
+            "Measure speed on this machine; every figure is the median of N runs.\n\n"
+            "The model: prefill tokens/s at 64, 256 and 512 tokens, decode tokens/s (and weight\n"
+            "GB/s) after a 64-token prompt, peak RSS, and a hash of the logits (equal hashes:\n"
+            "bit-identical results). --json keys: prefill_tok_s {\"64\", \"256\", \"512\"},\n"
+            "decode_tok_s, peak_rss_mib, logits_hash, and more.\n"
+            "  --decode N     tokens per decode run (default 32)\n\n"
+            "The tokenizer:\n"
+            "  --tokenizer    tokenizer load time and encoding MB/s (single thread), cold\n"
+            "                 (no word cache) and warm (cache filled by a first pass)\n"
+            "  --corpus FILE  texts to encode: JSON lines with a \"text\" field, or plain\n"
+            "                 text with one text per line\n"
+            "  --special      parse added tokens such as <|im_start|> (default: off, as for\n"
+            "                 user text)\n\n"
+            "  --runs N       repetitions (default 5 for the tokenizer, 3 for the model)\n"
+            "  --json         print one JSON object\n"
+            "  -h, --help     show this help\n\n"
+            "MODEL is a GGUF file or a checkpoint directory (for --tokenizer also a\n"
+            "tokenizer.json).\n\n%s",
+            ar_cli_engine_help);
     return f == stdout ? ar_cli_finish_output(AR_EXIT_OK) : AR_EXIT_USAGE;
 }
 
@@ -219,12 +233,138 @@ static void print_result(const char *model, const char *corpus_path, const corpu
     printf("peak RSS   %.1f MB\n", peak_rss_mb());
 }
 
+/* ---- the model --------------------------------------------------------------------------- */
+
+static const int prefill_sizes[] = {64, 256, 512};
+#define N_SIZES       3
+#define DECODE_PROMPT 64
+
+typedef struct model_result {
+    double prefill_ms[N_SIZES];
+    double decode_ms; /* per token */
+    uint64_t hash;
+} model_result;
+
+static uint64_t hash_floats(const float *x, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    const unsigned char *p = (const unsigned char *)x;
+    for (size_t i = 0; i < n * sizeof *x; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int bench_model(ar_cli_model *m, const ar_cli_engine_opts *o, int runs, int n_decode,
+                       model_result *r) {
+    int nv = ar_engine_n_vocab(m->engine);
+    int max = prefill_sizes[N_SIZES - 1];
+    int32_t *ids = malloc((size_t)(max + n_decode) * sizeof *ids);
+    float *logits = malloc((size_t)nv * sizeof *logits);
+    double *t = calloc((size_t)runs, sizeof *t);
+    ar_seq *seq = NULL;
+    ar_seq_params sp = o->sp;
+    sp.n_ctx = max + n_decode;
+    int rc = AR_EXIT_OK;
+    if (!ids || !logits || !t)
+        rc = ar_cli_fail("out of memory");
+    else if (ar_seq_new(m->engine, &sp, &seq) != AR_OK)
+        rc = ar_cli_fail("%s", ar_seq_errmsg(seq));
+    uint64_t state = 0x853c49e6748fea9bull;
+    for (int i = 0; rc == AR_EXIT_OK && i < max + n_decode; i++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((state >> 33) % (uint64_t)nv);
+    }
+    for (int s = 0; rc == AR_EXIT_OK && s < N_SIZES; s++) {
+        for (int i = 0; i < runs && rc == AR_EXIT_OK; i++) {
+            ar_seq_truncate(seq, 0);
+            double t0 = now_ms();
+            if (ar_seq_eval(seq, ids, prefill_sizes[s], AR_LOGITS_LAST, logits) != AR_OK)
+                rc = ar_cli_fail("%s", ar_seq_errmsg(seq));
+            t[i] = now_ms() - t0;
+            if (s == 0 && i == 0) r->hash = hash_floats(logits, (size_t)nv);
+        }
+        if (rc == AR_EXIT_OK) r->prefill_ms[s] = median(t, runs);
+    }
+    for (int i = 0; i < runs && rc == AR_EXIT_OK && n_decode > 0; i++) {
+        ar_seq_truncate(seq, 0);
+        if (ar_seq_eval(seq, ids, DECODE_PROMPT, AR_LOGITS_LAST, logits) != AR_OK) {
+            rc = ar_cli_fail("%s", ar_seq_errmsg(seq));
+            break;
+        }
+        double t0 = now_ms();
+        for (int j = 0; j < n_decode && rc == AR_EXIT_OK; j++)
+            if (ar_seq_eval(seq, ids + DECODE_PROMPT + j, 1, AR_LOGITS_LAST, logits) != AR_OK)
+                rc = ar_cli_fail("%s", ar_seq_errmsg(seq));
+        t[i] = (now_ms() - t0) / n_decode;
+    }
+    if (rc == AR_EXIT_OK && n_decode > 0) r->decode_ms = median(t, runs);
+    ar_seq_free(seq);
+    free(ids);
+    free(logits);
+    free(t);
+    return rc;
+}
+
+static const char *precision_name(ar_precision p) {
+    return p == AR_PRECISION_FAST ? "fast" : p == AR_PRECISION_FLOAT32 ? "float32" : "accurate";
+}
+
+static void print_model(const char *path, const ar_cli_model *m, const ar_cli_engine_opts *o,
+                        const model_result *r, int runs, int n_decode, bool json) {
+    ar_model_info in;
+    ar_model_get_info(m->model, &in);
+    double decode_tps = r->decode_ms > 0 ? 1e3 / r->decode_ms : 0;
+    double gbs = decode_tps * (double)in.n_weight_bytes / 1e9;
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)r->hash);
+    if (json) {
+        json_t *pf = json_object(), *pm = json_object();
+        for (int s = 0; s < N_SIZES; s++) {
+            char k[16];
+            snprintf(k, sizeof k, "%d", prefill_sizes[s]);
+            json_object_set_new(pf, k, json_real(prefill_sizes[s] * 1e3 / r->prefill_ms[s]));
+            json_object_set_new(pm, k, json_real(r->prefill_ms[s]));
+        }
+        json_t *o_ = json_pack(
+            "{s:s,s:s,s:I,s:i,s:s,s:s,s:i,s:o,s:o,s:f,s:f,s:f,s:i,s:f,s:s,s:f}", "model", path,
+            "file_type", in.file_type, "n_params", (json_int_t)in.n_params, "threads",
+            ar_engine_n_threads(m->engine), "cpu", ar_engine_cpu_name(m->engine), "precision",
+            precision_name(o->ep.precision), "runs", runs, "prefill_tok_s", pf, "prefill_ms", pm,
+            "decode_tok_s", decode_tps, "decode_ms", r->decode_ms, "decode_weight_gb_s", gbs,
+            "decode_tokens", n_decode, "peak_rss_mib", peak_rss_mb(), "logits_hash", hash,
+            "load_ms", m->load_ms);
+        char *s = o_ ? json_dumps(o_, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
+                     : NULL;
+        if (s) printf("%s\n", s);
+        free(s);
+        json_decref(o_);
+        return;
+    }
+    double np = (double)in.n_params;
+    printf("model      %s (%s, %.2f %s parameters, %.0f MB of weights)\n", path, in.file_type,
+           np >= 1e9 ? np / 1e9 : np / 1e6, np >= 1e9 ? "B" : "M", (double)in.n_weight_bytes / 1e6);
+    printf("engine     %d threads, %s kernels, %s precision; loaded in %.0f ms\n",
+           ar_engine_n_threads(m->engine), ar_engine_cpu_name(m->engine),
+           precision_name(o->ep.precision), m->load_ms);
+    for (int s = 0; s < N_SIZES; s++)
+        printf("prefill    %4d tokens: %8.1f ms  %8.1f tokens/s\n", prefill_sizes[s],
+               r->prefill_ms[s], prefill_sizes[s] * 1e3 / r->prefill_ms[s]);
+    printf("decode     %.1f ms/token  %.1f tokens/s  (%.1f GB/s of weights)\n", r->decode_ms,
+           decode_tps, gbs);
+    printf("peak RSS   %.0f MiB\n", peak_rss_mb());
+    printf("logits     hash %s (64-token prefill)\n", hash);
+    printf("           medians of %d runs\n", runs);
+}
+
 int ar_cmd_bench(int argc, char **argv) {
     bool tokenizer = false, json = false, special = false;
     const char *model = NULL, *corpus_path = NULL;
-    int runs = 5;
+    int runs = 0, n_decode = 32;
+    ar_cli_engine_opts o;
+    ar_cli_engine_opts_init(&o);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int r = ar_cli_engine_option("bench", argc, argv, &i, &o);
+        if (r < 0) return AR_EXIT_USAGE;
+        if (r > 0) continue;
         if (ar_cli_is_help(a))
             return usage(stdout);
         else if (strcmp(a, "--tokenizer") == 0)
@@ -235,12 +375,12 @@ int ar_cmd_bench(int argc, char **argv) {
             special = true;
         else if (strcmp(a, "--corpus") == 0 && i + 1 < argc)
             corpus_path = argv[++i];
-        else if (strcmp(a, "--runs") == 0 && i + 1 < argc) {
+        else if ((strcmp(a, "--runs") == 0 || strcmp(a, "--decode") == 0) && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 1000)
-                return ar_cli_usage_error("bench", "--runs wants a number from 1 to 1000");
-            runs = (int)v;
+            if (*end || v < (a[2] == 'r') || v > 1000)
+                return ar_cli_usage_error("bench", "%s wants a number up to 1000", a);
+            *(a[2] == 'r' ? &runs : &n_decode) = (int)v;
         } else if (a[0] == '-')
             return ar_cli_usage_error("bench", "unknown or incomplete option '%s'", a);
         else if (!model)
@@ -248,15 +388,26 @@ int ar_cmd_bench(int argc, char **argv) {
         else
             return ar_cli_usage_error("bench", "unexpected argument '%s'", a);
     }
-    if (!tokenizer) return ar_cli_usage_error("bench", "say what to measure (--tokenizer)");
     if (!model) return ar_cli_usage_error("bench", "no model given");
-    if (!corpus_path) return ar_cli_usage_error("bench", "--tokenizer needs --corpus FILE");
-    corpus c = {0};
-    int rc = corpus_load(&c, corpus_path);
-    tok_result r = {0};
-    if (rc == AR_EXIT_OK)
-        rc = bench_tokenizer(model, &c, runs, special ? AR_TOKENIZE_SPECIAL : 0, &r);
-    if (rc == AR_EXIT_OK) print_result(model, corpus_path, &c, &r, runs, json);
-    corpus_free(&c);
+    if (tokenizer) {
+        if (!corpus_path) return ar_cli_usage_error("bench", "--tokenizer needs --corpus FILE");
+        corpus c = {0};
+        int rc = corpus_load(&c, corpus_path);
+        tok_result r = {0};
+        if (runs == 0) runs = 5;
+        if (rc == AR_EXIT_OK)
+            rc = bench_tokenizer(model, &c, runs, special ? AR_TOKENIZE_SPECIAL : 0, &r);
+        if (rc == AR_EXIT_OK) print_result(model, corpus_path, &c, &r, runs, json);
+        corpus_free(&c);
+        return ar_cli_finish_output(rc);
+    }
+    if (corpus_path) return ar_cli_usage_error("bench", "--corpus goes with --tokenizer");
+    if (runs == 0) runs = 3;
+    ar_cli_model m;
+    model_result r = {0};
+    int rc = ar_cli_open_model(model, &o, false, &m);
+    if (rc == AR_EXIT_OK) rc = bench_model(&m, &o, runs, n_decode, &r);
+    if (rc == AR_EXIT_OK) print_model(model, &m, &o, &r, runs, n_decode, json);
+    ar_cli_close_model(&m);
     return ar_cli_finish_output(rc);
 }

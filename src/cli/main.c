@@ -14,7 +14,10 @@
 static const ar_cli_command commands[] = {
     {"info", "describe a model file: architecture, sizes, tensor types, tokenizer", ar_cmd_info},
     {"tokenize", "token ids and pieces of a text", ar_cmd_tokenize},
-    {"bench", "measure speed: tokenizer MB/s, load times, peak memory", ar_cmd_bench},
+    {"generate", "greedy continuation of a prompt (debugging; prints tokens/s)", ar_cmd_generate},
+    {"logits", "log-sum-exp and top logits of token ids (to compare with references)",
+     ar_cmd_logits},
+    {"bench", "measure speed: prefill/decode tokens/s, tokenizer MB/s, memory", ar_cmd_bench},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
