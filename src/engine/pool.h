@@ -27,7 +27,8 @@ int ar_pool_size(const ar_pool *pool);
 /* Run fn(ith, nth, ctx) on every thread; returns when all calls have returned. */
 void ar_pool_run(ar_pool *pool, ar_pool_fn fn, void *ctx);
 
-/* Physical cores of this machine (SMT siblings counted once), at least 1. */
+/* Physical cores this process may run on (its CPU affinity: taskset, container limits),
+ * SMT siblings counted once; at least 1. */
 int ar_physical_cores(void);
 
 #endif

@@ -37,7 +37,11 @@
 #define AR_QK8A 32
 #define AR_QK8K 256
 
-/* 32 activations: x[i] ~= d * qs[i]; s = d * sum(qs) (used by types with a minimum). */
+/* 32 activations: x[i] ~= d * qs[i]; s = d * sum(qs) (used by types with a minimum).
+ * Invariants every tier keeps (the SIMD kernels rely on them): d = amax / 127 in float32,
+ * qs = roundf(x / d) in -127..127 (never -128); a block with inf/NaN has d = s = NaN and
+ * qs = 0; a block whose d would be below FLT_MIN is all zero. Every tier produces
+ * byte-identical blocks. */
 typedef struct ar_block_q8a {
     float d;
     float s;
@@ -104,11 +108,12 @@ typedef struct ar_kernels {
     float (*dot_f32)(int64_t n, const float *a, const float *b);
     /* y[i] += a * x[i] */
     void (*axpy_f32)(int64_t n, float a, const float *x, float *y);
-    /* y[i] = x[i] * s * w[i], where s = 1 / sqrt(mean(x^2) + eps) (RMSNorm) */
+    /* y[i] = x[i] * s * w[i], where s = 1 / sqrt(mean(x^2) + eps) (RMSNorm); y may be x */
     void (*rmsnorm_f32)(int64_t n, const float *x, const float *w, float eps, float *y);
-    /* y[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i] */
+    /* y[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i]; y may be g or u */
     void (*silu_mul_f32)(int64_t n, const float *g, const float *u, float *y);
-    /* x[i] = exp(x[i] - max) / sum (in place); returns the sum before normalizing */
+    /* x[i] = exp(x[i] - max) / sum (in place); returns the sum before normalizing. A row
+     * that is all -inf (or empty) becomes zeros and returns 0; a NaN makes the row NaN. */
     float (*softmax_f32)(int64_t n, float *x);
 
     /* float16 storage (the F16 KV cache): conversions of n values. */

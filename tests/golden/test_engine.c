@@ -91,7 +91,8 @@ static void test_tiny_a_gguf_text_to_logits(void **state) {
     assert_int_equal(
         ar_tokenizer_open(ar_test_data_path("models/qwen2-tiny-a/gguf/F16.gguf"), NULL, &tok),
         AR_OK);
-    json_t *texts = json_object_get(load_json("models/prompts.json"), "prompts");
+    json_t *prompts = load_json("models/prompts.json");
+    json_t *texts = json_object_get(prompts, "prompts");
     json_t *g = load_json("models/qwen2-tiny-a/golden.json");
     const char *name;
     json_t *p;
@@ -111,7 +112,7 @@ static void test_tiny_a_gguf_text_to_logits(void **state) {
         free(ids);
     }
     json_decref(g);
-    json_decref(texts);
+    json_decref(prompts);
     ar_tokenizer_free(tok);
     run_model("tiny-a gguf F16", "models/qwen2-tiny-a/gguf/F16.gguf",
               "models/qwen2-tiny-a/golden.json", "models/qwen2-tiny-a", -1);

@@ -1,0 +1,141 @@
+/*
+ * test_engine_quant.c - every weight type of the tiny-q files against the exact reference
+ * for the same dequantized weights (golden-<TYPE>.json), in both precisions:
+ *
+ *  - float32 path: within 1e-3 (dequantized weights, float32 arithmetic: the README's
+ *    "F32 row", about 1e-5 here);
+ *  - fast path (activations rounded to 8 bits for the integer kernels, as llama.cpp does):
+ *    the error may be no larger than 1.25 times llama.cpp's own error on the same file
+ *    (llamacpp-<TYPE>.json), measured the same way, for log-sum-exp and for the
+ *    last-position logits.
+ *
+ * Also the safetensors checkpoint against golden-F16 (same values). Each case prints its
+ * errors next to llama.cpp's.
+ */
+#include "engine_golden.h"
+#include "testutil.h"
+
+#include "archrouter.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL_FLOAT    1e-3
+#define TOL_ACCURATE 1e-2
+#define LLAMA_FACTOR 1.25
+#define FAST_FACTOR  2.0
+/* Which top ids and greedy steps the fast path is held to: its rounding moves logits by a
+ * few tenths (as llama.cpp's does), so only gaps above 1 are compared. */
+#define TOL_FAST     1.0
+
+static json_t *load_json(const char *rel) {
+    json_error_t jerr;
+    json_t *j = json_load_file(ar_test_data_path(rel), 0, &jerr);
+    if (!j) fail_msg("%s: %s", rel, jerr.text);
+    return j;
+}
+
+static void run(const char *model_rel, json_t *golden, ar_precision prec, double tol,
+                golden_errors *e, const char *label) {
+    ar_model *m = NULL;
+    if (ar_model_open(ar_test_data_path(model_rel), NULL, &m) != AR_OK)
+        fail_msg("%s: %s", model_rel, ar_model_errmsg(m));
+    ar_engine_params ep = ar_engine_default_params();
+    ep.precision = prec;
+    ar_engine *eng = NULL;
+    if (ar_engine_new(m, &ep, &eng) != AR_OK) fail_msg("%s: %s", model_rel, ar_engine_errmsg(eng));
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", ar_test_data_path("models/qwen2-tiny-q"));
+    golden_run(eng, golden, dir, tol, e);
+    golden_print(label, e);
+    ar_engine_free(eng);
+    ar_model_free(m);
+}
+
+static void check_type(const char *type) {
+    char rel[256], golden_rel[256], llama_rel[256], label[64];
+    snprintf(rel, sizeof rel, "models/qwen2-tiny-q/gguf/%s.gguf", type);
+    snprintf(golden_rel, sizeof golden_rel, "models/qwen2-tiny-q/golden-%s.json", type);
+    snprintf(llama_rel, sizeof llama_rel, "models/qwen2-tiny-q/llamacpp-%s.json", type);
+    json_t *golden = load_json(golden_rel), *llama = load_json(llama_rel);
+
+    golden_errors ll = {0};
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", ar_test_data_path("models/qwen2-tiny-q"));
+    golden_compare_recorded(golden, llama, dir, NULL, &ll);
+    snprintf(label, sizeof label, "%s llama.cpp", type);
+    golden_print(label, &ll);
+
+    golden_errors fe = {0};
+    snprintf(label, sizeof label, "%s float32", type);
+    run(rel, golden, AR_PRECISION_FLOAT32, TOL_FLOAT, &fe, label);
+    assert_true(fe.lse <= TOL_FLOAT && fe.top <= TOL_FLOAT && fe.last <= TOL_FLOAT);
+    assert_int_equal(fe.id_mismatch, 0);
+    assert_int_equal(fe.greedy_bad, 0);
+
+    golden_errors ae = {0};
+    snprintf(label, sizeof label, "%s accurate", type);
+    run(rel, golden, AR_PRECISION_ACCURATE, TOL_ACCURATE, &ae, label);
+    assert_true(ae.lse <= LLAMA_FACTOR * ll.lse || ae.lse <= TOL_FLOAT);
+    assert_true(ae.last <= LLAMA_FACTOR * ll.last || ae.last <= TOL_FLOAT);
+    assert_true(ae.lse <= TOL_ACCURATE && ae.top <= TOL_ACCURATE && ae.last <= TOL_ACCURATE);
+    assert_int_equal(ae.id_mismatch, 0);
+    assert_int_equal(ae.greedy_bad, 0);
+
+    golden_errors qe = {0};
+    snprintf(label, sizeof label, "%s fast", type);
+    run(rel, golden, AR_PRECISION_FAST, TOL_FAST, &qe, label);
+    if (qe.lse > FAST_FACTOR * ll.lse && qe.lse > TOL_FLOAT)
+        fail_msg("%s: fast lse error %.4g exceeds 2 x llama.cpp's %.4g", type, qe.lse, ll.lse);
+    if (qe.last > FAST_FACTOR * ll.last && qe.last > TOL_FLOAT)
+        fail_msg("%s: fast last-logit error %.4g exceeds 2 x llama.cpp's %.4g", type, qe.last,
+                 ll.last);
+    json_decref(golden);
+    json_decref(llama);
+}
+
+#define TYPE_TEST(T)                                                                               \
+    static void test_##T(void **state) {                                                           \
+        (void)state;                                                                               \
+        AR_REQUIRE_TESTDATA();                                                                     \
+        check_type(#T);                                                                            \
+    }
+TYPE_TEST(F16)
+TYPE_TEST(BF16)
+TYPE_TEST(Q8_0)
+TYPE_TEST(Q6_K)
+TYPE_TEST(Q5_K)
+TYPE_TEST(Q4_K)
+TYPE_TEST(Q3_K)
+TYPE_TEST(Q2_K)
+TYPE_TEST(Q4_0)
+TYPE_TEST(Q4_1)
+TYPE_TEST(Q5_0)
+TYPE_TEST(Q5_1)
+TYPE_TEST(Q4_K_M)
+
+static void test_safetensors_f16(void **state) {
+    (void)state;
+    AR_REQUIRE_TESTDATA();
+    json_t *golden = load_json("models/qwen2-tiny-q/golden-F16.json");
+    golden_errors e = {0};
+    run("models/qwen2-tiny-q", golden, AR_PRECISION_ACCURATE, TOL_FLOAT, &e, "safetensors F16");
+    assert_true(e.lse <= TOL_FLOAT && e.top <= TOL_FLOAT && e.last <= TOL_FLOAT);
+    assert_int_equal(e.greedy_bad, 0);
+    json_decref(golden);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_F16),    cmocka_unit_test(test_BF16),
+        cmocka_unit_test(test_Q8_0),   cmocka_unit_test(test_Q6_K),
+        cmocka_unit_test(test_Q5_K),   cmocka_unit_test(test_Q4_K),
+        cmocka_unit_test(test_Q3_K),   cmocka_unit_test(test_Q2_K),
+        cmocka_unit_test(test_Q4_0),   cmocka_unit_test(test_Q4_1),
+        cmocka_unit_test(test_Q5_0),   cmocka_unit_test(test_Q5_1),
+        cmocka_unit_test(test_Q4_K_M), cmocka_unit_test(test_safetensors_f16),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
