@@ -163,7 +163,6 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     /* per thread: a weight row, attention scores, one converted head row */
     s->scratch_stride = (e->max_k + (size_t)s->p.n_ctx + (size_t)hp->head_dim + 15) & ~(size_t)15;
     s->scratch = malloc((size_t)e->params.n_threads * s->scratch_stride * sizeof(float));
-    s->xq2 = s->xq + b * e->max_act_row;
     if (!s->kv || !act || !s->xq || !s->scratch) {
         free(act);
         return ar_errf(&s->err, AR_ERR_NOMEM,

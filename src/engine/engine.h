@@ -60,8 +60,8 @@ struct ar_seq {
     uint8_t *kv;    /* n_layers * 2 * n_ctx * kv_dim elements */
 
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
-    uint8_t *xq;    /* quantized activations: n_batch rows of e->max_act_row bytes */
-    uint8_t *xq2;   /* their quantized rounding errors (AR_PRECISION_ACCURATE) */
+    uint8_t *xq;    /* quantized activations, rows of e->max_act_row bytes: per token its row,
+                       then (AR_PRECISION_ACCURATE) the row of its rounding error */
     float *scratch; /* per-thread scratch, scratch_stride floats each */
     size_t scratch_stride;
 };

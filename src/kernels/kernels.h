@@ -70,6 +70,16 @@ typedef enum ar_act {
  * activation row in that type's format (ar_act). n is a multiple of the type's block. */
 typedef float (*ar_vec_dot_fn)(int64_t n, const void *w, const void *x);
 
+/* The most activation rows a multi-row dot product takes at once. */
+#define AR_MAX_NR 4
+
+/* ys[r] = vec_dot(n, w, x + r * x_stride) for r < nr (1 <= nr <= AR_MAX_NR): one weight
+ * row with nr activation rows x_stride bytes apart, unpacking each weight block once for
+ * all of them. Each ys[r] must be bit-identical to vec_dot on that row alone (so results
+ * never depend on how tokens were grouped). */
+typedef void (*ar_vec_dot_n_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nr,
+                                float *ys);
+
 /* Quantize n floats (a multiple of the block size) into activation blocks. */
 typedef void (*ar_quantize_fn)(const float *x, void *y, int64_t n);
 
@@ -98,7 +108,8 @@ typedef struct ar_kernels {
     /* Per weight type: its activation format and, for quantized types, the integer dot
      * product with that format. to_float converts weight rows (any supported type). */
     ar_act act[AR_N_TYPES];
-    ar_vec_dot_fn vec_dot[AR_N_TYPES]; /* NULL for F32, F16, BF16 */
+    ar_vec_dot_fn vec_dot[AR_N_TYPES];     /* NULL for F32, F16, BF16 */
+    ar_vec_dot_n_fn vec_dot_n[AR_N_TYPES]; /* multi-row form; NULL: callers loop vec_dot */
     ar_to_float_fn to_float[AR_N_TYPES];
 
     ar_quantize_fn quantize_q8a;
@@ -106,6 +117,10 @@ typedef struct ar_kernels {
 
     /* Float vector operations (n any length). */
     float (*dot_f32)(int64_t n, const float *a, const float *b);
+    /* ys[r] = dot_f32(n, w, x + r * x_stride) for r < nr (1 <= nr <= AR_MAX_NR; stride in
+     * floats), each bit-identical to dot_f32 on that row alone. NULL: callers loop. */
+    void (*dot_f32_n)(int64_t n, const float *w, const float *x, size_t x_stride, int nr,
+                      float *ys);
     /* y[i] += a * x[i] */
     void (*axpy_f32)(int64_t n, float a, const float *x, float *y);
     /* y[i] = x[i] * s * w[i], where s = 1 / sqrt(mean(x^2) + eps) (RMSNorm); y may be x */
