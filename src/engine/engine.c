@@ -159,11 +159,12 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     s->kv_elem = s->p.kv_type == AR_KV_F16 ? 2 : 4;
     s->kv = malloc((size_t)hp->n_layers * 2 * (size_t)s->p.n_ctx * s->kv_dim * s->kv_elem);
     float *act = malloc((2 * E + 2 * Q + 2 * s->kv_dim + 2 * F) * b * sizeof(float));
-    s->xq = malloc(2 * b * e->max_act_row);
+    s->xq_a = malloc(2 * b * e->max_act_row);
+    s->xq_k = malloc(2 * b * e->max_act_row);
     /* per thread: a weight row, attention scores, one converted head row */
     s->scratch_stride = (e->max_k + (size_t)s->p.n_ctx + (size_t)hp->head_dim + 15) & ~(size_t)15;
     s->scratch = malloc((size_t)e->params.n_threads * s->scratch_stride * sizeof(float));
-    if (!s->kv || !act || !s->xq || !s->scratch) {
+    if (!s->kv || !act || !s->xq_a || !s->xq_k || !s->scratch) {
         free(act);
         return ar_errf(&s->err, AR_ERR_NOMEM,
                        "out of memory for a sequence of %d positions (KV cache %.1f MiB)",
@@ -213,7 +214,8 @@ void ar_seq_free(ar_seq *s) {
     if (!s) return;
     free(s->kv);
     free(s->x);
-    free(s->xq);
+    free(s->xq_a);
+    free(s->xq_k);
     free(s->scratch);
     free(s);
 }

@@ -60,8 +60,9 @@ struct ar_seq {
     uint8_t *kv;    /* n_layers * 2 * n_ctx * kv_dim elements */
 
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
-    uint8_t *xq;    /* quantized activations, rows of e->max_act_row bytes: per token its row,
-                       then (AR_PRECISION_ACCURATE) the row of its rounding error */
+    /* Quantized activations in the Q8A and Q8K formats, 2 * n_batch rows of e->max_act_row
+     * bytes each: per token its row, then (AR_PRECISION_ACCURATE) its rounding error's. */
+    uint8_t *xq_a, *xq_k;
     float *scratch; /* per-thread scratch, scratch_stride floats each */
     size_t scratch_stride;
 };
@@ -75,6 +76,19 @@ static inline uint8_t *ar_kv_rows(const ar_seq *s, int l, int kind) {
  * ldx floats apart, y rows ldy floats apart. Uses the engine's kernels and threads. */
 void ar_matmul(ar_seq *s, const ar_tensor *w, const float *x, int n_tok, int64_t ldx, float *y,
                int64_t ldy, const float *bias);
+
+/* One output of ar_matmul_multi: y = W x (+ bias). */
+typedef struct ar_mm_out {
+    const ar_tensor *w;
+    float *y;
+    int64_t ldy;
+    const float *bias;
+} ar_mm_out;
+
+/* Several products of the same input (all W with the same K): the input is quantized once
+ * per format and all output rows are shared out among the threads in one job. */
+void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar_mm_out *outs,
+                     int n_outs);
 
 /* Run n (<= n_batch) tokens at positions n_past.. through the model; logits as in
  * ar_seq_eval (for these n tokens). Inputs already validated. */

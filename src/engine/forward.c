@@ -169,9 +169,9 @@ static void layer(ar_seq *s, int l, int n) {
     step st = {.s = s, .n = n, .layer = l};
 
     rmsnorm(s, n, s->x, s->xn, v->attn_norm);
-    ar_matmul(s, w->wq, s->xn, n, E, s->q, Q, v->bq);
-    ar_matmul(s, w->wk, s->xn, n, E, s->k, KV, v->bk);
-    ar_matmul(s, w->wv, s->xn, n, E, s->v, KV, v->bv);
+    ar_mm_out qkv[3] = {
+        {w->wq, s->q, Q, v->bq}, {w->wk, s->k, KV, v->bk}, {w->wv, s->v, KV, v->bv}};
+    ar_matmul_multi(s, s->xn, n, E, qkv, 3);
     ar_pool_run(e->pool, rope_rows, &st);
     ar_pool_run(e->pool, store_kv, &st);
     ar_pool_run(e->pool, attention_items, &st);
@@ -179,8 +179,8 @@ static void layer(ar_seq *s, int l, int n) {
     residual(s, n, s->xn, s->x);
 
     rmsnorm(s, n, s->x, s->xn, v->ffn_norm);
-    ar_matmul(s, w->w_gate, s->xn, n, E, s->gate, hp->n_ff, NULL);
-    ar_matmul(s, w->w_up, s->xn, n, E, s->up, hp->n_ff, NULL);
+    ar_mm_out gate_up[2] = {{w->w_gate, s->gate, hp->n_ff, NULL}, {w->w_up, s->up, hp->n_ff, NULL}};
+    ar_matmul_multi(s, s->xn, n, E, gate_up, 2);
     ar_pool_run(e->pool, silu_mul_rows, &st);
     ar_matmul(s, w->w_down, s->gate, n, hp->n_ff, s->xn, E, NULL);
     residual(s, n, s->xn, s->x);

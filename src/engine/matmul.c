@@ -1,47 +1,50 @@
 /*
- * matmul.c - products of a weight matrix with a batch of activation rows, on the engine's
- * threads (ar_matmul in engine.h).
+ * matmul.c - products of weight matrices with a batch of activation rows, on the engine's
+ * threads (ar_matmul / ar_matmul_multi in engine.h).
  *
- * Two steps. (1) When the weight type multiplies with quantized activations (every
- * precision but float32), the activation rows are quantized once, split over threads by
- * token. In the default precision the rounding error of that quantization is itself
- * quantized (a second set of 8-bit blocks for x - dequant(q(x))), and each product takes
- * both: about 16-bit activations from the same integer kernels, for twice the dot products. (2) The
- * N output rows are split evenly over threads; each thread walks the tokens in tiles (so a tile of
- * activations stays in cache) and, for each of its weight rows, takes the dot product with every
- * token of the tile. On the float path a weight row is first converted to float32 into the thread's
- * scratch, once per tile.
+ * Several matrices that multiply the same input (Q, K and V; gate and up) run as one job:
+ * the input is quantized once and their output rows are split over the threads together.
+ *
+ * (1) Quantize. When a weight type multiplies with quantized activations (every precision
+ *     but float32), the activation rows are quantized once per format (Q8A / Q8K), split
+ *     over threads by token. In the accurate precision each token's rounding error is
+ *     quantized too and stored right after its row: about 16-bit activations from the same
+ *     integer kernels.
+ * (2) Multiply. The output rows of all matrices are split evenly over the threads; each
+ *     thread walks the tokens in tiles (a tile of activations stays in cache) and, for each
+ *     of its weight rows, takes the products with the tile's tokens, several activation
+ *     rows per kernel call so each weight block is unpacked once for all of them. On the
+ *     float path a weight row is first converted to float32 into the thread's scratch,
+ *     once per tile.
  */
 #include "engine/engine.h"
 
 #define TOKEN_TILE 32
+#define MAX_OUTS   4
 
 typedef struct mm_job {
     const ar_engine *e;
-    const ar_tensor *w;
-    int64_t K, N;
-    size_t w_row; /* bytes of a weight row */
     int n_tok;
     const float *x;
-    int64_t ldx;
-    const uint8_t *xq; /* quantized rows, xq_row bytes apart; NULL on the float path */
-    bool paired;       /* each token's row is followed by its quantized rounding error */
-    size_t xq_row;
-    int block; /* activations per quantized block */
-    ar_quantize_fn quantize;
-    float *y;
-    int64_t ldy;
-    const float *bias;
+    int64_t ldx, K;
+    const ar_mm_out *outs;
+    int n_outs;
+    int64_t total_rows;
+    bool paired; /* each token's quantized row is followed by its rounding error's */
+    /* Quantized activations per format (index ar_act), NULL when no matrix needs it. */
+    uint8_t *xq[3];
+    size_t xq_row[3];
     float *scratch;
     size_t scratch_stride;
 } mm_job;
 
 /* x - dequant(q) for one row of quantized activations (Q8A or Q8K blocks). */
-static void rounding_error(const float *x, const uint8_t *q, int64_t K, int block, float *r) {
+static void rounding_error(const float *x, const uint8_t *q, int64_t K, ar_act act, float *r) {
+    int block = act == AR_ACT_Q8A ? AR_QK8A : AR_QK8K;
     for (int64_t b = 0; b < K / block; b++) {
         float d;
         const int8_t *qs;
-        if (block == AR_QK8A) {
+        if (act == AR_ACT_Q8A) {
             const ar_block_q8a *blk = (const ar_block_q8a *)q + b;
             d = blk->d;
             qs = blk->qs;
@@ -56,15 +59,20 @@ static void rounding_error(const float *x, const uint8_t *q, int64_t K, int bloc
 
 static void quantize_rows(int ith, int nth, void *ctx) {
     const mm_job *j = ctx;
+    const ar_kernels *k = &j->e->k;
     float *r = j->scratch + (size_t)ith * j->scratch_stride;
     int per_token = j->paired ? 2 : 1;
-    for (int t = ith; t < j->n_tok; t += nth) {
-        const float *x = j->x + (size_t)t * j->ldx;
-        uint8_t *q = (uint8_t *)j->xq + (size_t)t * per_token * j->xq_row;
-        j->quantize(x, q, j->K);
-        if (!j->paired) continue;
-        rounding_error(x, q, j->K, j->block, r);
-        j->quantize(r, q + j->xq_row, j->K);
+    for (int act = AR_ACT_Q8A; act <= AR_ACT_Q8K; act++) {
+        if (!j->xq[act]) continue;
+        ar_quantize_fn quantize = act == AR_ACT_Q8A ? k->quantize_q8a : k->quantize_q8k;
+        for (int t = ith; t < j->n_tok; t += nth) {
+            const float *x = j->x + (size_t)t * j->ldx;
+            uint8_t *q = j->xq[act] + (size_t)t * per_token * j->xq_row[act];
+            quantize(x, q, j->K);
+            if (!j->paired) continue;
+            rounding_error(x, q, j->K, (ar_act)act, r);
+            quantize(r, q + j->xq_row[act], j->K);
+        }
     }
 }
 
@@ -88,75 +96,91 @@ static void dot_rows_f32(const ar_kernels *k, int64_t K, const float *w, const f
     for (int r = 0; r < nr; r++) ys[r] = k->dot_f32(K, w, x + (size_t)r * stride);
 }
 
-/* Products of one weight row with tokens [t0, t1), AR_MAX_NR activation rows at a time.
- * In the accurate precision each token has two quantized rows side by side (the rounded
- * activations, then their rounding error), and its result is the sum of both products. */
-static void row_times_tokens(const mm_job *j, int64_t r, int t0, int t1, float *wf) {
+/* Products of row r of output o with tokens [t0, t1), AR_MAX_NR activation rows at a time.
+ * In the accurate precision each token has two quantized rows (its activations, then their
+ * rounding error), and its result is the sum of both products. */
+static void row_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r, int t0, int t1,
+                             float *wf) {
     const ar_kernels *k = &j->e->k;
-    const uint8_t *wrow = j->w->data + (size_t)r * j->w_row;
-    float b = j->bias ? j->bias[r] : 0.0f;
+    const ar_tensor *w = o->w;
+    size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
+    const uint8_t *wrow = w->data + (size_t)r * w_row;
+    float b = o->bias ? o->bias[r] : 0.0f;
     float ys[AR_MAX_NR];
-    if (!j->xq) { /* float path */
+    ar_act act = k->act[w->type];
+    if (act == AR_ACT_F32 || !j->xq[act]) { /* float path */
         const float *row = (const float *)wrow;
-        if (j->w->type != AR_TYPE_F32) {
-            k->to_float[j->w->type](wrow, wf, j->K);
+        if (w->type != AR_TYPE_F32) {
+            k->to_float[w->type](wrow, wf, j->K);
             row = wf;
         }
         for (int t = t0; t < t1; t += AR_MAX_NR) {
             int nr = t1 - t < AR_MAX_NR ? t1 - t : AR_MAX_NR;
             dot_rows_f32(k, j->K, row, j->x + (size_t)t * j->ldx, (size_t)j->ldx, nr, ys);
-            for (int i = 0; i < nr; i++) j->y[(size_t)(t + i) * j->ldy + r] = ys[i] + b;
+            for (int i = 0; i < nr; i++) o->y[(size_t)(t + i) * o->ldy + r] = ys[i] + b;
         }
         return;
     }
     int per_token = j->paired ? 2 : 1, step = AR_MAX_NR / per_token;
+    size_t row_bytes = j->xq_row[act];
     for (int t = t0; t < t1; t += step) {
         int nt = t1 - t < step ? t1 - t : step;
-        dot_rows(k, j->w->type, j->K, wrow, j->xq + (size_t)t * per_token * j->xq_row, j->xq_row,
+        dot_rows(k, w->type, j->K, wrow, j->xq[act] + (size_t)t * per_token * row_bytes, row_bytes,
                  nt * per_token, ys);
         for (int i = 0; i < nt; i++)
-            j->y[(size_t)(t + i) * j->ldy + r] =
+            o->y[(size_t)(t + i) * o->ldy + r] =
                 (j->paired ? ys[2 * i] + ys[2 * i + 1] : ys[i]) + b;
     }
 }
 
 static void multiply_rows(int ith, int nth, void *ctx) {
     const mm_job *j = ctx;
-    int64_t r0 = j->N * ith / nth, r1 = j->N * (ith + 1) / nth;
+    int64_t g0 = j->total_rows * ith / nth, g1 = j->total_rows * (ith + 1) / nth;
     float *wf = j->scratch + (size_t)ith * j->scratch_stride;
     for (int t0 = 0; t0 < j->n_tok; t0 += TOKEN_TILE) {
         int t1 = t0 + TOKEN_TILE < j->n_tok ? t0 + TOKEN_TILE : j->n_tok;
-        for (int64_t r = r0; r < r1; r++) row_times_tokens(j, r, t0, t1, wf);
+        /* The thread's global rows [g0, g1) run across the outputs in order. */
+        int64_t base = 0;
+        for (int o = 0; o < j->n_outs; o++) {
+            int64_t n = j->outs[o].w->ne[1];
+            int64_t lo = g0 > base ? g0 - base : 0, hi = g1 - base < n ? g1 - base : n;
+            for (int64_t r = lo; r < hi; r++) row_times_tokens(j, &j->outs[o], r, t0, t1, wf);
+            base += n;
+        }
     }
+}
+
+void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar_mm_out *outs,
+                     int n_outs) {
+    const ar_engine *e = s->e;
+    mm_job j = {
+        .e = e,
+        .n_tok = n_tok,
+        .x = x,
+        .ldx = ldx,
+        .K = outs[0].w->ne[0],
+        .outs = outs,
+        .n_outs = n_outs,
+        .paired = e->params.precision == AR_PRECISION_ACCURATE,
+        .scratch = s->scratch,
+        .scratch_stride = s->scratch_stride,
+    };
+    bool quantize = false;
+    for (int o = 0; o < n_outs; o++) {
+        j.total_rows += outs[o].w->ne[1];
+        ar_act act = e->k.act[outs[o].w->type];
+        if (act == AR_ACT_F32 || e->params.precision == AR_PRECISION_FLOAT32) continue;
+        j.xq[act] = act == AR_ACT_Q8A ? s->xq_a : s->xq_k;
+        j.xq_row[act] = (size_t)j.K / (act == AR_ACT_Q8A ? AR_QK8A : AR_QK8K) *
+                        (act == AR_ACT_Q8A ? sizeof(ar_block_q8a) : sizeof(ar_block_q8k));
+        quantize = true;
+    }
+    if (quantize) ar_pool_run(e->pool, quantize_rows, &j);
+    ar_pool_run(e->pool, multiply_rows, &j);
 }
 
 void ar_matmul(ar_seq *s, const ar_tensor *w, const float *x, int n_tok, int64_t ldx, float *y,
                int64_t ldy, const float *bias) {
-    const ar_engine *e = s->e;
-    ar_act act = e->k.act[w->type];
-    bool quantized = act != AR_ACT_F32 && e->params.precision != AR_PRECISION_FLOAT32;
-    mm_job j = {
-        .e = e,
-        .w = w,
-        .K = w->ne[0],
-        .N = w->ne[1],
-        .w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]),
-        .n_tok = n_tok,
-        .x = x,
-        .ldx = ldx,
-        .y = y,
-        .ldy = ldy,
-        .bias = bias,
-        .scratch = s->scratch,
-        .scratch_stride = s->scratch_stride,
-    };
-    if (quantized) {
-        j.xq = s->xq;
-        j.xq_row = e->max_act_row;
-        j.quantize = act == AR_ACT_Q8A ? e->k.quantize_q8a : e->k.quantize_q8k;
-        j.block = act == AR_ACT_Q8A ? AR_QK8A : AR_QK8K;
-        j.paired = e->params.precision == AR_PRECISION_ACCURATE;
-        ar_pool_run(e->pool, quantize_rows, &j);
-    }
-    ar_pool_run(e->pool, multiply_rows, &j);
+    ar_mm_out out = {.w = w, .y = y, .ldy = ldy, .bias = bias};
+    ar_matmul_multi(s, x, n_tok, ldx, &out, 1);
 }
