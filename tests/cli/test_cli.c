@@ -380,6 +380,59 @@ static void test_bench_tokenizer(void **state) {
     run_free(&r);
 }
 
+/* ---- generate and logits ------------------------------------------------------------------ */
+
+static void test_logits(void **state) {
+    (void)state;
+    AR_REQUIRE_TESTDATA();
+    char args[4096];
+    snprintf(args, sizeof args, "logits --json --top 3 '%s' --ids 1,2,3",
+             ar_test_data_path("models/qwen2-tiny-b"));
+    run_result r = run(args);
+    assert_int_equal(r.status, 0);
+    json_t *o = parse_json(r.out);
+    assert_int_equal(json_integer_value(json_object_get(o, "n_vocab")), 2048);
+    json_t *pos = json_object_get(o, "positions");
+    assert_int_equal(json_array_size(pos), 3);
+    json_t *p2 = json_array_get(pos, 2), *top = json_object_get(p2, "top");
+    assert_int_equal(json_integer_value(json_object_get(p2, "pos")), 2);
+    assert_int_equal(json_array_size(top), 3);
+    double l0 = json_real_value(json_object_get(json_array_get(top, 0), "logit"));
+    double l1 = json_real_value(json_object_get(json_array_get(top, 1), "logit"));
+    double lse = json_real_value(json_object_get(p2, "lse"));
+    assert_true(l0 >= l1 && lse >= l0); /* sorted, and lse bounds the maximum */
+    json_decref(o);
+    run_free(&r);
+
+    snprintf(args, sizeof args, "logits '%s' --ids 1,99999",
+             ar_test_data_path("models/qwen2-tiny-b"));
+    r = run(args);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "outside the vocabulary"));
+    run_free(&r);
+    r = run("logits x --ids 1,a");
+    assert_int_equal(r.status, 2);
+    run_free(&r);
+}
+
+static void test_generate(void **state) {
+    (void)state;
+    AR_REQUIRE_TESTDATA();
+    char args[4096];
+    snprintf(args, sizeof args, "generate -n 4 --threads 1 '%s' 'Hello'",
+             ar_test_data_path("models/qwen2-tiny-a/gguf/F16.gguf"));
+    run_result r = run(args);
+    assert_int_equal(r.status, 0);
+    assert_true(strlen(r.out) > 1);
+    assert_non_null(strstr(r.err, "1 prompt tokens"));
+    assert_non_null(strstr(r.err, "4 generated"));
+    run_free(&r);
+    r = run("generate --precision exact x y");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "invalid value 'exact' for --precision"));
+    run_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help),
@@ -393,6 +446,8 @@ int main(void) {
         cmocka_unit_test(test_tokenize),
         cmocka_unit_test(test_tokenize_jsonl),
         cmocka_unit_test(test_bench_tokenizer),
+        cmocka_unit_test(test_logits),
+        cmocka_unit_test(test_generate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
