@@ -16,6 +16,10 @@
  *  - axpy_f32 multiplies then adds (no FMA), so it gives the reference's bits too.
  *  - dot_f32: four FMA accumulators of 8 lanes, summed at the end; a different rounding
  *    order than the reference's single accumulator (both within n * 2^-24 * sum|a*b|).
+ *    dot_f32_n (one weight row, up to AR_MAX_NR activation rows) is the same code with
+ *    four accumulators per row and each weight vector loaded once for two rows (the 16
+ *    registers hold no more), so each row gets the bits dot_f32 gives it alone. (The
+ *    scalar tier has no dot_f32_n.)
  *  - rmsnorm_f32: the sum of squares accumulates in double like the reference; only the
  *    order of the double additions differs, so results match to the last bit except in
  *    rare ties of the float rounding of the mean (relative difference <= 2e-7).
@@ -86,23 +90,65 @@ static inline __m256 exp256(__m256 x) {
     return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
-static float dot_f32(int64_t n, const float *a, const float *b) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+/* ys[r] = sum_i w[i] * x[r * stride + i] for r < nr (1 or 2, a compile-time constant at
+ * every call, so the loops over the rows unroll and the accumulators live in registers):
+ * four FMA accumulators per row, each weight vector loaded once for all rows. A row's float
+ * operations do not depend on nr, so ys[r] is bit-identical to nr = 1 on that row alone.
+ * (The row loops carry "#pragma GCC unroll": unrolled that early, GCC keeps the per-row
+ * arrays in registers; otherwise it stores them to the stack on every step.) */
+static inline __attribute__((always_inline)) void
+dot_rows(int64_t n, const float *w, const float *x, size_t stride, int nr, float *ys) {
+    __m256 acc0[AR_MAX_NR], acc1[AR_MAX_NR], acc2[AR_MAX_NR], acc3[AR_MAX_NR];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) acc0[r] = acc1[r] = acc2[r] = acc3[r] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
+        const __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + i + 8);
+        const __m256 w2 = _mm256_loadu_ps(w + i + 16), w3 = _mm256_loadu_ps(w + i + 24);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            const float *xr = x + (size_t)r * stride + i;
+            acc0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr), acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr + 8), acc1[r]);
+            acc2[r] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xr + 16), acc2[r]);
+            acc3[r] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xr + 24), acc3[r]);
+        }
     }
-    for (; i + 8 <= n; i += 8)
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 w0 = _mm256_loadu_ps(w + i);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+            acc0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + (size_t)r * stride + i), acc0[r]);
+    }
     if (i < n) {
         const __m256i m = tail8(n - i);
-        acc1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), acc1);
+        const __m256 w0 = _mm256_maskload_ps(w + i, m);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+            acc1[r] =
+                _mm256_fmadd_ps(w0, _mm256_maskload_ps(x + (size_t)r * stride + i, m), acc1[r]);
     }
-    return hsum256(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+        ys[r] = hsum256(
+            _mm256_add_ps(_mm256_add_ps(acc0[r], acc1[r]), _mm256_add_ps(acc2[r], acc3[r])));
+}
+
+static float dot_f32(int64_t n, const float *a, const float *b) {
+    float y;
+    dot_rows(n, a, b, 0, 1, &y);
+    return y;
+}
+
+static void dot_f32_n(int64_t n, const float *w, const float *x, size_t stride, int nr, float *ys) {
+    /* At most two rows at a time: their 8 accumulators and the 4 weight vectors fit the 16
+     * registers; more rows would spill accumulators (measured slower than single rows). */
+    for (int r = 0; r < nr; r += 2) {
+        if (nr - r >= 2)
+            dot_rows(n, w, x + (size_t)r * stride, stride, 2, ys + r);
+        else
+            ys[r] = dot_f32(n, w, x + (size_t)r * stride);
+    }
 }
 
 static void axpy_f32(int64_t n, float a, const float *x, float *y) {
@@ -294,6 +340,7 @@ static void to_float_bf16(const void *src, float *dst, int64_t n) {
 
 void ar_kernels_fill_float_avx2(ar_kernels *k) {
     k->dot_f32 = dot_f32;
+    k->dot_f32_n = dot_f32_n;
     k->axpy_f32 = axpy_f32;
     k->rmsnorm_f32 = rmsnorm_f32;
     k->silu_mul_f32 = silu_mul_f32;

@@ -15,6 +15,9 @@
  *  - axpy_f32 multiplies then adds (no FMA), so it gives the reference's bits too.
  *  - dot_f32: four FMA accumulators of 16 lanes, summed at the end; a different rounding
  *    order than the reference's single accumulator (both within n * 2^-24 * sum|a*b|).
+ *    dot_f32_n (one weight row, up to AR_MAX_NR activation rows) is the same code with
+ *    four accumulators per row and each weight vector loaded once for all rows, so each
+ *    row gets the bits dot_f32 gives it alone. (The scalar tier has no dot_f32_n.)
  *  - rmsnorm_f32: the sum of squares accumulates in double like the reference; only the
  *    order of the double additions differs, so results match to the last bit except in
  *    rare ties of the float rounding of the mean (relative difference <= 2e-7).
@@ -62,25 +65,63 @@ static inline __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-static float dot_f32(int64_t n, const float *a, const float *b) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+/* ys[r] = sum_i w[i] * x[r * stride + i] for r < nr (a compile-time constant at every call,
+ * so the loops over the rows unroll and the accumulators live in registers): four FMA
+ * accumulators per row, each weight vector loaded once for all rows. A row's float
+ * operations do not depend on nr, so ys[r] is bit-identical to nr = 1 on that row alone.
+ * (The row loops carry "#pragma GCC unroll": unrolled that early, GCC keeps the per-row
+ * arrays in registers; otherwise it stores them to the stack on every step.) */
+static inline __attribute__((always_inline)) void
+dot_rows(int64_t n, const float *w, const float *x, size_t stride, int nr, float *ys) {
+    __m512 acc0[AR_MAX_NR], acc1[AR_MAX_NR], acc2[AR_MAX_NR], acc3[AR_MAX_NR];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) acc0[r] = acc1[r] = acc2[r] = acc3[r] = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
-        acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), acc2);
-        acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), acc3);
+        const __m512 w0 = _mm512_loadu_ps(w + i), w1 = _mm512_loadu_ps(w + i + 16);
+        const __m512 w2 = _mm512_loadu_ps(w + i + 32), w3 = _mm512_loadu_ps(w + i + 48);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            const float *xr = x + (size_t)r * stride + i;
+            acc0[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr), acc0[r]);
+            acc1[r] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), acc1[r]);
+            acc2[r] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(xr + 32), acc2[r]);
+            acc3[r] = _mm512_fmadd_ps(w3, _mm512_loadu_ps(xr + 48), acc3[r]);
+        }
     }
-    for (; i + 16 <= n; i += 16)
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    for (; i + 16 <= n; i += 16) {
+        const __m512 w0 = _mm512_loadu_ps(w + i);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+            acc0[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + (size_t)r * stride + i), acc0[r]);
+    }
     if (i < n) {
         const __mmask16 m = tail16(n - i);
-        acc1 =
-            _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
+        const __m512 w0 = _mm512_maskz_loadu_ps(m, w + i);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+            acc1[r] =
+                _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x + (size_t)r * stride + i), acc1[r]);
     }
-    return _mm512_reduce_add_ps(
-        _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+        ys[r] = _mm512_reduce_add_ps(
+            _mm512_add_ps(_mm512_add_ps(acc0[r], acc1[r]), _mm512_add_ps(acc2[r], acc3[r])));
+}
+
+static float dot_f32(int64_t n, const float *a, const float *b) {
+    float y;
+    dot_rows(n, a, b, 0, 1, &y);
+    return y;
+}
+
+static void dot_f32_n(int64_t n, const float *w, const float *x, size_t stride, int nr, float *ys) {
+    switch (nr) {
+    case 1: ys[0] = dot_f32(n, w, x); return;
+    case 2: dot_rows(n, w, x, stride, 2, ys); return;
+    case 3: dot_rows(n, w, x, stride, 3, ys); return;
+    default: dot_rows(n, w, x, stride, AR_MAX_NR, ys); return;
+    }
 }
 
 static void axpy_f32(int64_t n, float a, const float *x, float *y) {
@@ -256,6 +297,7 @@ static void to_float_bf16(const void *src, float *dst, int64_t n) {
 
 void ar_kernels_fill_float_avx512(ar_kernels *k) {
     k->dot_f32 = dot_f32;
+    k->dot_f32_n = dot_f32_n;
     k->axpy_f32 = axpy_f32;
     k->rmsnorm_f32 = rmsnorm_f32;
     k->silu_mul_f32 = silu_mul_f32;

@@ -3,21 +3,26 @@
  * and the dot products of Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 rows with Q8A activations.
  * The scalar reference and the definition of every result are in q32_scalar.c.
  *
- * Dot products, in the manner of llama.cpp's x86 kernels, two blocks of 32 per loop step:
- *  - the weights are unpacked to 32 bytes in element order (bytes 0..15 the low nibbles,
- *    16..31 the high nibbles, bit 4 of Q5 from qh spread with a byte shuffle and compare);
- *  - _mm256_maddubs_epi16 multiplies unsigned weight bytes with the signed activations and
- *    adds pairs to int16, _mm256_madd_epi16 adds pairs of those to 8 int32 lanes. Offset
- *    types (Q4_0 q - 8, Q5_0 q - 16) subtract maddubs(offset, a) in int16 first; Q8_0
- *    weights are signed, so they go in as |w| with the activations' signs flipped where w
- *    is negative. No int16 sum can saturate: activations are in -127..127 (q32_scalar.c),
- *    so the largest pair is 2 * 128 * 127 = 32512;
+ * Dot products, in the manner of llama.cpp's x86 kernels, two blocks of 32 per loop step,
+ * and one weight row with up to AR_MAX_NR activation rows at once (vec_dot_n; vec_dot is
+ * the same code for one row):
+ *  - the weights are unpacked once for all rows to 32 bytes in element order (bytes 0..15
+ *    the low nibbles, 16..31 the high nibbles, bit 4 of Q5 from qh spread with a byte
+ *    shuffle and compare), with their scales (one F16C conversion for both blocks);
+ *  - per activation row, _mm256_maddubs_epi16 multiplies unsigned weight bytes with the
+ *    signed activations and adds pairs to int16, _mm256_madd_epi16 adds pairs of those to
+ *    8 int32 lanes. Offset types (Q4_0 q - 8, Q5_0 q - 16) subtract maddubs(offset, a) in
+ *    int16 first; Q8_0 weights are signed, so they go in as |w| with the activations' signs
+ *    flipped where w is negative. No int16 sum can saturate: activations are in -127..127
+ *    (q32_scalar.c), so the largest pair is 2 * 128 * 127 = 32512;
  *  - the 8 exact int32 partial sums are converted to float and multiplied-added with the
  *    block's scale dw * d into one of two float accumulators (one per block of the step,
- *    so consecutive FMAs do not wait on each other). Both blocks' scales come from one
- *    F16C conversion and one multiply; the "_1" types' mw * s terms ride along in the
- *    same vector and collect in a separate accumulator.
- * Only the order of the float additions differs from the reference.
+ *    so consecutive FMAs do not wait on each other). Both blocks' scales dw * d come from
+ *    one multiply per row; the "_1" types' mw * s terms ride along in the same vector and
+ *    collect in a separate accumulator.
+ * A row's float operations are the same whatever the number of rows, so vec_dot_n gives
+ * each row the bits vec_dot gives it alone. Only the order of the float additions differs
+ * from the reference.
  *
  * The quantizer reproduces the reference bit for bit: the same float32 divisions for d and
  * 1 / d, an exact product x * id, and round-half-away-from-zero built from truncation
@@ -91,11 +96,6 @@ static inline __m256i dot_u8_off(__m256i q, __m256i a, __m256i off) {
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-/* The same for signed weights w (-128..127): |w| times a with w's sign. */
-static inline __m256i dot_i8(__m256i w, __m256i a) {
-    return dot_u8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
-}
-
 static inline uint64_t load_u16(const uint8_t *p) {
     uint16_t v;
     memcpy(&v, p, sizeof v);
@@ -108,14 +108,17 @@ static inline uint64_t load_u32(const uint8_t *p) {
     return v;
 }
 
-/* [dw0 * d0, mw0 * s0, dw1 * d1, mw1 * s1] for the weight blocks at w0, w1 (f16 d, and m
- * when has_m, else 0) and the activation blocks x0, x1 (float d, s). The f16 fields are
- * gathered in a general register, which keeps the vector ports free. */
-static inline __m128 pair_scales(int has_m, const uint8_t *w0, const uint8_t *w1,
-                                 const ar_block_q8a *x0, const ar_block_q8a *x1) {
+/* [dw0, mw0, dw1, mw1] of the weight blocks at w0, w1 (f16 d, and m when has_m, else 0).
+ * The f16 fields are gathered in a general register, which keeps the vector ports free. */
+static inline __m128 weight_scales(int has_m, const uint8_t *w0, const uint8_t *w1) {
     const uint64_t h =
         has_m ? load_u32(w0) | load_u32(w1) << 32 : load_u16(w0) | load_u16(w1) << 32;
-    const __m128 dw = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
+}
+
+/* [dw0 * d0, mw0 * s0, dw1 * d1, mw1 * s1]: weight_scales times the activation blocks' (d,
+ * s) at x0, x1. */
+static inline __m128 pair_scales(__m128 dw, const ar_block_q8a *x0, const ar_block_q8a *x1) {
     const __m128 ds = _mm_loadh_pi(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)&x0->d)),
                                    (const __m64 *)&x1->d);
     return _mm_mul_ps(dw, ds);
@@ -176,71 +179,132 @@ static void quantize_q8a(const float *x, void *vy, int64_t n) {
 
 /* --- Dot products ------------------------------------------------------------------------ */
 
-/* The 8 int32 partial sums of weight block w times activation block x. Called with a
- * constant type, so each kernel gets its own copy. */
-AR_INLINE __m256i block_dot(ar_type t, const uint8_t *w, const ar_block_q8a *x) {
+/* One weight block unpacked: u, the unsigned bytes that multiply the activations (Q4_0 and
+ * Q5_0 before their offsets), and for Q8_0 also q, its signed bytes, whose signs go onto
+ * the activations (u = |q|). Called with a constant type, so each kernel gets its own
+ * copy. */
+typedef struct wblock {
+    __m256i u, q;
+} wblock;
+
+AR_INLINE wblock unpack(ar_type t, const uint8_t *w) {
+    wblock b;
+    switch (t) {
+    case AR_TYPE_Q4_0: b.u = unpack_nibbles(w + offsetof(block_q4_0, qs)); break;
+    case AR_TYPE_Q4_1: b.u = unpack_nibbles(w + offsetof(block_q4_1, qs)); break;
+    case AR_TYPE_Q5_0:
+        b.u = _mm256_or_si256(unpack_nibbles(w + offsetof(block_q5_0, qs)),
+                              spread_bit4(w + offsetof(block_q5_0, qh)));
+        break;
+    case AR_TYPE_Q5_1:
+        b.u = _mm256_or_si256(unpack_nibbles(w + offsetof(block_q5_1, qs)),
+                              spread_bit4(w + offsetof(block_q5_1, qh)));
+        break;
+    default: /* Q8_0 */
+        b.q = _mm256_loadu_si256((const __m256i *)(w + offsetof(block_q8_0, qs)));
+        b.u = _mm256_sign_epi8(b.q, b.q); /* |q|; -128 becomes 0x80 = 128 unsigned */
+        return b;
+    }
+    b.q = b.u;
+    return b;
+}
+
+/* The 8 exact int32 partial sums of unpacked weight block b times activation block x. */
+AR_INLINE __m256i block_dot(ar_type t, wblock b, const ar_block_q8a *x) {
     const __m256i a = _mm256_loadu_si256((const __m256i *)x->qs);
     switch (t) {
-    case AR_TYPE_Q4_0:
-        return dot_u8_off(unpack_nibbles(w + offsetof(block_q4_0, qs)), a, _mm256_set1_epi8(8));
-    case AR_TYPE_Q4_1: return dot_u8(unpack_nibbles(w + offsetof(block_q4_1, qs)), a);
-    case AR_TYPE_Q5_0:
-        return dot_u8_off(_mm256_or_si256(unpack_nibbles(w + offsetof(block_q5_0, qs)),
-                                          spread_bit4(w + offsetof(block_q5_0, qh))),
-                          a, _mm256_set1_epi8(16));
-    case AR_TYPE_Q5_1:
-        return dot_u8(_mm256_or_si256(unpack_nibbles(w + offsetof(block_q5_1, qs)),
-                                      spread_bit4(w + offsetof(block_q5_1, qh))),
-                      a);
-    default: /* Q8_0 */
-        return dot_i8(_mm256_loadu_si256((const __m256i *)(w + offsetof(block_q8_0, qs))), a);
+    case AR_TYPE_Q4_0: return dot_u8_off(b.u, a, _mm256_set1_epi8(8));
+    case AR_TYPE_Q5_0: return dot_u8_off(b.u, a, _mm256_set1_epi8(16));
+    case AR_TYPE_Q4_1:
+    case AR_TYPE_Q5_1: return dot_u8(b.u, a);
+    default: return dot_u8(b.u, _mm256_sign_epi8(a, b.q)); /* Q8_0 */
     }
 }
 
-/* Two blocks per step, into two accumulators, so consecutive FMAs do not wait on each
- * other; the mw * s terms of the "_1" types collect in lanes 1 and 3 of acc_m. */
-AR_INLINE float vec_dot(ar_type t, size_t bs, int64_t n, const void *vw, const void *vx) {
+/* Activation block ib of row r; the rows start at x, `stride` bytes apart. */
+AR_INLINE const ar_block_q8a *q8a_block(const uint8_t *x, size_t stride, int r, int64_t ib) {
+    return (const ar_block_q8a *)(const void *)(x + (size_t)r * stride) + ib;
+}
+
+/* ys[r] = the dot product of the weight row w (blocks of bs bytes) with activation row r,
+ * for r < nr (a compile-time constant at every call, so the loops over the rows unroll and
+ * the per-row accumulators live in registers). Each step unpacks two weight blocks and
+ * their scales once, then runs the same per-row code for every row: the two blocks go into
+ * two accumulators, so consecutive FMAs do not wait on each other, and the mw * s terms of
+ * the "_1" types collect in lanes 1 and 3 of acc_m. A row's float operations do not depend
+ * on nr, so ys[r] is bit-identical to nr = 1 on that row alone.
+ * (The row loops carry "#pragma GCC unroll": unrolled that early, GCC keeps the per-row
+ * arrays in registers; otherwise it stores them to the stack on every step.) */
+AR_INLINE void dot_rows(ar_type t, size_t bs, int64_t n, const uint8_t *w, const uint8_t *x,
+                        size_t stride, int nr, float *ys) {
     const int has_m = t == AR_TYPE_Q4_1 || t == AR_TYPE_Q5_1;
-    const uint8_t *w = vw;
-    const ar_block_q8a *x = vx;
     const int64_t nb = n / AR_QK8A;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    __m128 acc_m = _mm_setzero_ps();
+    __m256 acc0[AR_MAX_NR], acc1[AR_MAX_NR];
+    __m128 acc_m[AR_MAX_NR];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) {
+        acc0[r] = acc1[r] = _mm256_setzero_ps();
+        acc_m[r] = _mm_setzero_ps();
+    }
     int64_t ib = 0;
     for (; ib + 1 < nb; ib += 2, w += 2 * bs) {
-        const __m128 sc = pair_scales(has_m, w, w + bs, &x[ib], &x[ib + 1]);
-        const __m256i p0 = block_dot(t, w, &x[ib]);
-        const __m256i p1 = block_dot(t, w + bs, &x[ib + 1]);
-        acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(sc), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehl_ps(sc, sc)), _mm256_cvtepi32_ps(p1),
-                               acc1);
-        if (has_m) acc_m = _mm_add_ps(acc_m, sc);
+        const __m128 dw = weight_scales(has_m, w, w + bs);
+        const wblock b0 = unpack(t, w), b1 = unpack(t, w + bs);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            const ar_block_q8a *xr = q8a_block(x, stride, r, ib);
+            const __m128 sc = pair_scales(dw, &xr[0], &xr[1]);
+            const __m256i p0 = block_dot(t, b0, &xr[0]);
+            const __m256i p1 = block_dot(t, b1, &xr[1]);
+            acc0[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(sc), _mm256_cvtepi32_ps(p0), acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehl_ps(sc, sc)),
+                                      _mm256_cvtepi32_ps(p1), acc1[r]);
+            if (has_m) acc_m[r] = _mm_add_ps(acc_m[r], sc);
+        }
     }
     if (ib < nb) { /* an odd last block: scales [dw d, mw s, 0, 0] */
-        const __m128 sc = _mm_movelh_ps(pair_scales(has_m, w, w, &x[ib], &x[ib]), _mm_setzero_ps());
-        acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(sc),
-                               _mm256_cvtepi32_ps(block_dot(t, w, &x[ib])), acc0);
-        if (has_m) acc_m = _mm_add_ps(acc_m, sc);
+        const __m128 dw = weight_scales(has_m, w, w);
+        const wblock b = unpack(t, w);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            const ar_block_q8a *xr = q8a_block(x, stride, r, ib);
+            const __m128 sc = _mm_movelh_ps(pair_scales(dw, xr, xr), _mm_setzero_ps());
+            acc0[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(sc),
+                                      _mm256_cvtepi32_ps(block_dot(t, b, xr)), acc0[r]);
+            if (has_m) acc_m[r] = _mm_add_ps(acc_m[r], sc);
+        }
     }
-    const __m128 m = _mm_movehdup_ps(acc_m); /* lanes 1 and 3 to 0 and 2 */
-    return hsum_ps(_mm256_add_ps(acc0, acc1)) + _mm_cvtss_f32(_mm_add_ss(m, _mm_movehl_ps(m, m)));
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) {
+        const __m128 m = _mm_movehdup_ps(acc_m[r]); /* lanes 1 and 3 to 0 and 2 */
+        ys[r] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r])) +
+                _mm_cvtss_f32(_mm_add_ss(m, _mm_movehl_ps(m, m)));
+    }
 }
 
-static float vec_dot_q4_0(int64_t n, const void *w, const void *x) {
-    return vec_dot(AR_TYPE_Q4_0, sizeof(block_q4_0), n, w, x);
-}
-static float vec_dot_q4_1(int64_t n, const void *w, const void *x) {
-    return vec_dot(AR_TYPE_Q4_1, sizeof(block_q4_1), n, w, x);
-}
-static float vec_dot_q5_0(int64_t n, const void *w, const void *x) {
-    return vec_dot(AR_TYPE_Q5_0, sizeof(block_q5_0), n, w, x);
-}
-static float vec_dot_q5_1(int64_t n, const void *w, const void *x) {
-    return vec_dot(AR_TYPE_Q5_1, sizeof(block_q5_1), n, w, x);
-}
-static float vec_dot_q8_0(int64_t n, const void *w, const void *x) {
-    return vec_dot(AR_TYPE_Q8_0, sizeof(block_q8_0), n, w, x);
-}
+/* vec_dot is dot_rows with nr = 1, and vec_dot_n with nr = 1 is vec_dot itself: one
+ * implementation. */
+#define DEFINE_DOTS(name, type, block)                                                             \
+    static float vec_dot_##name(int64_t n, const void *w, const void *x) {                         \
+        float y;                                                                                   \
+        dot_rows(type, sizeof(block), n, w, x, 0, 1, &y);                                          \
+        return y;                                                                                  \
+    }                                                                                              \
+    static void vec_dot_n_##name(int64_t n, const void *w, const void *x, size_t stride, int nr,   \
+                                 float *ys) {                                                      \
+        switch (nr) {                                                                              \
+        case 1: ys[0] = vec_dot_##name(n, w, x); return;                                           \
+        case 2: dot_rows(type, sizeof(block), n, w, x, stride, 2, ys); return;                     \
+        case 3: dot_rows(type, sizeof(block), n, w, x, stride, 3, ys); return;                     \
+        default: dot_rows(type, sizeof(block), n, w, x, stride, AR_MAX_NR, ys); return;            \
+        }                                                                                          \
+    }
+
+DEFINE_DOTS(q4_0, AR_TYPE_Q4_0, block_q4_0)
+DEFINE_DOTS(q4_1, AR_TYPE_Q4_1, block_q4_1)
+DEFINE_DOTS(q5_0, AR_TYPE_Q5_0, block_q5_0)
+DEFINE_DOTS(q5_1, AR_TYPE_Q5_1, block_q5_1)
+DEFINE_DOTS(q8_0, AR_TYPE_Q8_0, block_q8_0)
 
 /* --- Table ------------------------------------------------------------------------------- */
 
@@ -251,4 +315,9 @@ void ar_kernels_fill_q32_avx2(ar_kernels *k) {
     k->vec_dot[AR_TYPE_Q5_0] = vec_dot_q5_0;
     k->vec_dot[AR_TYPE_Q5_1] = vec_dot_q5_1;
     k->vec_dot[AR_TYPE_Q8_0] = vec_dot_q8_0;
+    k->vec_dot_n[AR_TYPE_Q4_0] = vec_dot_n_q4_0;
+    k->vec_dot_n[AR_TYPE_Q4_1] = vec_dot_n_q4_1;
+    k->vec_dot_n[AR_TYPE_Q5_0] = vec_dot_n_q5_0;
+    k->vec_dot_n[AR_TYPE_Q5_1] = vec_dot_n_q5_1;
+    k->vec_dot_n[AR_TYPE_Q8_0] = vec_dot_n_q8_0;
 }

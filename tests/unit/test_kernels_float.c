@@ -15,6 +15,10 @@
  * Lengths 0, 1, 7, 16, 31, 64, 100, 1536, 8960 (tails of every width, the model's hidden
  * and FFN sizes), data of magnitudes 1e-3 to 1e3, pointers one element (or, for byte
  * rows, one byte) off alignment, and guard values after each output to catch writes past n.
+ *
+ * The multi-row dot_f32_n (1..4 activation rows) must give each row the bits dot_f32 gives
+ * it alone; the scalar tier leaves it NULL. AR_BENCH_FLOAT=1 in the environment also times
+ * dot_f32_n against as many dot_f32 calls (nothing is checked).
  */
 #include "testutil.h"
 
@@ -27,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* --- Helpers ---------------------------------------------------------------------------- */
 
@@ -428,6 +433,72 @@ static void test_simd_dot(void **state) {
     free_buf(b);
 }
 
+/* dot_f32_n: one weight row with nr = 1..4 activation rows `stride` floats apart (never a
+ * multiple of 64 bytes), the weights at an odd byte address: every ys[r] bit-identical to
+ * dot_f32 on row r alone, nothing written past ys[nr - 1], inf and NaN confined to their
+ * row. Lengths of every tail width. The scalar tier leaves dot_f32_n NULL (callers loop
+ * dot_f32). */
+static void test_simd_dot_n(void **state) {
+    (void)state;
+    ar_kernels ref, t[2];
+    scalar_kernels(&ref);
+    assert_null(ref.dot_f32_n);
+    const int nt = simd_tiers(t);
+    if (nt == 0) skip();
+    static const int64_t nn[] = {0,  1,  7,  8,   15,  16,  17,  31,   32,   33,   63,  64,
+                                 65, 97, 99, 127, 128, 129, 257, 1536, 1537, 8960, 8963};
+    const int64_t max_stride = 8963 + 5;
+    uint8_t *wraw = malloc((size_t)max_stride * sizeof(float) + 1);
+    float *xbuf = new_buf(AR_MAX_NR * max_stride);
+    assert_non_null(wraw);
+    float *wtmp = malloc((size_t)max_stride * sizeof(float));
+    assert_non_null(wtmp);
+    /* the weights at an odd address: the SIMD kernels need no alignment (kernels.h) */
+    const float *w = (const float *)(const void *)(wraw + 1);
+    int checked = 0;
+    for (int ti = 0; ti < nt; ti++) {
+        const char *name = ar_cpu_tier_name(t[ti].tier);
+        assert_non_null(t[ti].dot_f32_n);
+        for (size_t s = 0; s < sizeof nn / sizeof nn[0]; s++) {
+            const int64_t n = nn[s];
+            /* n + 3 floats, or n + 5 where that would be a multiple of 64 bytes */
+            const int64_t stride = (n + 3) % 16 ? n + 3 : n + 5;
+            for (int rep = 0; rep < 3 * (int)N_MAGS; rep++) {
+                fill(wtmp, n, mags[rep % N_MAGS]);
+                memcpy(wraw + 1, wtmp, (size_t)n * sizeof(float));
+                for (int r = 0; r < AR_MAX_NR; r++) {
+                    fill(xbuf + r * stride, stride, mags[(rep + r) % N_MAGS]);
+                    if (n > 0 && rep == 3 && r == 1) xbuf[r * stride + n / 2] = INFINITY;
+                    if (n > 0 && rep == 4 && r == 3) xbuf[r * stride + n - 1] = NAN;
+                }
+                float want[AR_MAX_NR];
+                for (int r = 0; r < AR_MAX_NR; r++)
+                    want[r] = t[ti].dot_f32(n, w, xbuf + r * stride);
+                for (int nr = 1; nr <= AR_MAX_NR; nr++) {
+                    float ys[AR_MAX_NR + 1];
+                    for (int r = 0; r <= AR_MAX_NR; r++) ys[r] = GUARD_VALUE;
+                    t[ti].dot_f32_n(n, w, xbuf, (size_t)stride, nr, ys);
+                    for (int r = 0; r < nr; r++)
+                        if (memcmp(&ys[r], &want[r], sizeof(float)) != 0)
+                            fail_msg("%s dot_f32_n n=%lld nr=%d row %d: %.9g, dot_f32 %.9g", name,
+                                     (long long)n, nr, r, (double)ys[r], (double)want[r]);
+                    for (int r = nr; r <= AR_MAX_NR; r++)
+                        if (ys[r] != GUARD_VALUE)
+                            fail_msg("%s dot_f32_n n=%lld nr=%d: wrote ys[%d]", name, (long long)n,
+                                     nr, r);
+                    checked++;
+                }
+                if (n > 0 && rep == 4) assert_true(isnan(want[3]));
+                if (n > 0 && (rep == 3 || rep == 4)) assert_false(isnan(want[0]) || isnan(want[2]));
+            }
+        }
+    }
+    printf("# dot_f32_n bit-identical to dot_f32 in %d cases\n", checked);
+    free(wtmp);
+    free(wraw);
+    free_buf(xbuf);
+}
+
 static void test_simd_axpy(void **state) {
     (void)state;
     ar_kernels ref, t[2];
@@ -767,17 +838,82 @@ static void test_table_entries(void **state) {
     }
 }
 
+/* --- Micro-benchmark (AR_BENCH_FLOAT=1) -------------------------------------------------- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* dot_f32_n against dot_f32: ns per weight row times nr activation rows, one dot_f32_n
+ * call against nr dot_f32 calls, best of 9, with one weight row kept in cache ("hot") and
+ * with the rows of a 64 MiB matrix streamed from memory ("stream"); the activation rows
+ * stay in cache in both. Prints only; nothing is checked. */
+static void test_bench(void **state) {
+    (void)state;
+    const char *env = getenv("AR_BENCH_FLOAT");
+    if (!env || !*env || strcmp(env, "0") == 0) skip();
+    ar_kernels t[2];
+    const int nt = simd_tiers(t);
+    static const int64_t bn[] = {1536, 8960};
+    volatile float sink = 0;
+    for (size_t si = 0; si < 2; si++) {
+        const int64_t n = bn[si], stride = n + 3, rows = (64 << 20) / (n * 4);
+        float *x = new_buf(AR_MAX_NR * stride);
+        float *w = malloc((size_t)(rows * n) * sizeof(float));
+        assert_non_null(w);
+        fill(x, AR_MAX_NR * stride, 1.0);
+        fill(w, rows * n, 1.0);
+        for (int ti = 0; ti < nt; ti++) {
+            for (int nr = 2; nr <= AR_MAX_NR; nr += 2) {
+                double best[2][2] = {{1e30, 1e30}, {1e30, 1e30}}; /* [multi][stream] */
+                const int64_t reps = 20000 * 1536 / n;
+                float ys[AR_MAX_NR];
+                for (int it = 0; it < 9; it++) {
+                    for (int multi = 0; multi < 2; multi++) {
+                        for (int stream = 0; stream < 2; stream++) {
+                            const int64_t count = stream ? rows : reps;
+                            const double t0 = now_s();
+                            for (int64_t i = 0; i < count; i++) {
+                                const float *wr = w + (stream ? i * n : 0);
+                                if (multi)
+                                    t[ti].dot_f32_n(n, wr, x, (size_t)stride, nr, ys);
+                                else
+                                    for (int r = 0; r < nr; r++)
+                                        ys[r] = t[ti].dot_f32(n, wr, x + r * stride);
+                                sink += ys[0];
+                            }
+                            const double dt = (now_s() - t0) / (double)count;
+                            if (dt < best[multi][stream]) best[multi][stream] = dt;
+                        }
+                    }
+                }
+                printf("bench %-6s dot_f32 n=%-5d nr=%d  hot %7.1f ns (%d calls %7.1f, x%.2f)   "
+                       "stream %7.1f ns (%d calls %7.1f, x%.2f)\n",
+                       ar_cpu_tier_name(t[ti].tier), (int)n, nr, best[1][0] * 1e9, nr,
+                       best[0][0] * 1e9, best[0][0] / best[1][0], best[1][1] * 1e9, nr,
+                       best[0][1] * 1e9, best[0][1] / best[1][1]);
+            }
+        }
+        free(w);
+        free_buf(x);
+    }
+    (void)sink;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalar_dot),        cmocka_unit_test(test_scalar_axpy),
-        cmocka_unit_test(test_scalar_rmsnorm),    cmocka_unit_test(test_scalar_silu_mul),
-        cmocka_unit_test(test_scalar_softmax),    cmocka_unit_test(test_scalar_f16_to_f32),
-        cmocka_unit_test(test_scalar_f32_to_f16), cmocka_unit_test(test_simd_dot),
-        cmocka_unit_test(test_simd_axpy),         cmocka_unit_test(test_simd_rmsnorm),
-        cmocka_unit_test(test_simd_silu_mul),     cmocka_unit_test(test_simd_softmax),
-        cmocka_unit_test(test_simd_f32_to_f16),   cmocka_unit_test(test_simd_f16_to_f32),
-        cmocka_unit_test(test_simd_to_float_f16), cmocka_unit_test(test_simd_to_float_bf16),
-        cmocka_unit_test(test_simd_to_float_f32), cmocka_unit_test(test_table_entries),
+        cmocka_unit_test(test_scalar_dot),         cmocka_unit_test(test_scalar_axpy),
+        cmocka_unit_test(test_scalar_rmsnorm),     cmocka_unit_test(test_scalar_silu_mul),
+        cmocka_unit_test(test_scalar_softmax),     cmocka_unit_test(test_scalar_f16_to_f32),
+        cmocka_unit_test(test_scalar_f32_to_f16),  cmocka_unit_test(test_simd_dot),
+        cmocka_unit_test(test_simd_dot_n),         cmocka_unit_test(test_simd_axpy),
+        cmocka_unit_test(test_simd_rmsnorm),       cmocka_unit_test(test_simd_silu_mul),
+        cmocka_unit_test(test_simd_softmax),       cmocka_unit_test(test_simd_f32_to_f16),
+        cmocka_unit_test(test_simd_f16_to_f32),    cmocka_unit_test(test_simd_to_float_f16),
+        cmocka_unit_test(test_simd_to_float_bf16), cmocka_unit_test(test_simd_to_float_f32),
+        cmocka_unit_test(test_table_entries),      cmocka_unit_test(test_bench),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,9 @@
  *    weights (to_float) and the dequantized activations (d * qs).
  * 3. Every SIMD tier this CPU runs (the others are skipped) against the scalar tier on
  *    random valid blocks: identical activation blocks, dot products within float
- *    reassociation error, results independent of the weights' address.
+ *    reassociation error, results independent of the weights' address. The multi-row
+ *    vec_dot_n (nr = 1..4 activation rows) bit-identical to vec_dot on each row; the scalar
+ *    tier leaves it NULL.
  * 4. The error of the whole int8 path against the float dot of the dequantized weights
  *    with the original activations (the cost of rounding activations to 8 bits).
  *
@@ -20,7 +22,8 @@
  * sum |w[i] * x[i]| over the dequantized values).
  *
  * Setting AR_BENCH_Q32=1 in the environment also runs a micro-benchmark that prints ns per
- * dot and GB/s of weight bytes for each type and tier (nothing is checked).
+ * dot and GB/s of weight bytes for each type and tier, then vec_dot_n against as many
+ * vec_dot calls (nothing is checked); AR_BENCH_Q32=multi runs only the latter.
  */
 #include "testutil.h"
 
@@ -432,6 +435,75 @@ static void test_tiers_vs_scalar(void **state) {
     }
 }
 
+/* vec_dot_n: one weight row (at an odd address) with nr = 1..4 activation rows (a stride
+ * that is not a multiple of 64 bytes, different data in each row, now and then a row with
+ * inf or NaN): every ys[r] bit-identical to vec_dot on row r alone, nothing written past
+ * ys[nr - 1]. The scalar tier leaves vec_dot_n NULL (callers loop vec_dot); every SIMD
+ * tier fills it for every q32 type. */
+static void test_vec_dot_n(void **state) {
+    (void)state;
+    load_tiers();
+    for (size_t ti = 0; ti < N_Q32; ti++)
+        assert_null(tier_k[AR_CPU_SCALAR].vec_dot_n[q32_types[ti]]);
+    static const double scales[] = {1e-3, 1, 50, 3e4};
+    static const int64_t nn[] = {32, 64, 96, 160, 1536, 8960};
+    for (int tier = AR_CPU_AVX2; tier <= AR_CPU_AVX512; tier++) {
+        const char *tn = ar_cpu_tier_name((ar_cpu_tier)tier);
+        if (!have_tier[tier]) {
+            printf("tier %s: not supported by this CPU, skipped\n", tn);
+            continue;
+        }
+        const ar_kernels *k = &tier_k[tier];
+        int checked = 0;
+        for (size_t ti = 0; ti < N_Q32; ti++) {
+            const ar_type t = q32_types[ti];
+            assert_non_null(k->vec_dot_n[t]);
+            for (size_t si = 0; si < sizeof nn / sizeof nn[0]; si++) {
+                const int64_t n = nn[si], nb = n / 32;
+                const size_t bytes = row_bytes(t, n);
+                /* 40 * nb + 12 is never a multiple of 64 (nor of 8) */
+                const size_t stride = (size_t)nb * sizeof(ar_block_q8a) + 12;
+                uint8_t *odd = xmalloc(bytes + 1);
+                uint8_t *w = odd + 1;
+                float *x = xmalloc((size_t)n * sizeof(float));
+                uint8_t *xq = xmalloc(AR_MAX_NR * stride);
+                for (int rep = 0; rep < 6; rep++) {
+                    random_blocks(t, n, w);
+                    memset(xq, 0xa5, AR_MAX_NR * stride);
+                    for (int r = 0; r < AR_MAX_NR; r++) {
+                        random_acts(x, n, scales[(rep + r) % 4]);
+                        if (rep >= 4 && r == rep - 3) x[n / 2] = rep == 4 ? INFINITY : NAN;
+                        k->quantize_q8a(x, xq + (size_t)r * stride, n);
+                    }
+                    float want[AR_MAX_NR];
+                    for (int r = 0; r < AR_MAX_NR; r++)
+                        want[r] = k->vec_dot[t](n, w, xq + (size_t)r * stride);
+                    for (int nr = 1; nr <= AR_MAX_NR; nr++) {
+                        float ys[AR_MAX_NR + 1];
+                        for (int r = 0; r <= AR_MAX_NR; r++) ys[r] = -1234.5f;
+                        k->vec_dot_n[t](n, w, xq, stride, nr, ys);
+                        for (int r = 0; r < nr; r++)
+                            if (memcmp(&ys[r], &want[r], sizeof(float)) != 0)
+                                fail_msg("%s %s n=%d nr=%d row %d: %.9g, vec_dot %.9g", tn,
+                                         traits(t)->name, (int)n, nr, r, (double)ys[r],
+                                         (double)want[r]);
+                        for (int r = nr; r <= AR_MAX_NR; r++)
+                            if (ys[r] != -1234.5f)
+                                fail_msg("%s %s n=%d nr=%d: wrote ys[%d]", tn, traits(t)->name,
+                                         (int)n, nr, r);
+                        checked++;
+                    }
+                    if (rep >= 4) assert_true(isnan(want[rep - 3]));
+                }
+                free(xq);
+                free(x);
+                free(odd);
+            }
+        }
+        printf("tier %s: vec_dot_n bit-identical to vec_dot in %d cases\n", tn, checked);
+    }
+}
+
 /* Extreme but valid weights: all quants at their largest and smallest values with the
  * largest activations; zero and non-finite activations. */
 static void test_dot_edges(void **state) {
@@ -607,12 +679,84 @@ static void bench(void) {
     (void)sink;
 }
 
+/* vec_dot_n against vec_dot: ns per weight row times nr activation rows (nr = 2: one token
+ * in the accurate precision; 4: the engine's most), one vec_dot_n call against nr vec_dot
+ * calls, best of 9, with one weight row kept in cache ("hot") and with the rows of a ~64 MiB
+ * matrix streamed from memory ("stream"); the activation rows stay in L1 in both. */
+static void bench_multi(void) {
+    static const int64_t bn[] = {1536, 8960};
+    volatile float sink = 0;
+    for (size_t si = 0; si < 2; si++) {
+        const int64_t n = bn[si];
+        const size_t stride = (size_t)(n / 32) * sizeof(ar_block_q8a) + 12;
+        float *x = xmalloc((size_t)n * sizeof(float));
+        uint8_t *xq = xmalloc(AR_MAX_NR * stride);
+        for (size_t ti = 0; ti < N_Q32; ti++) {
+            const ar_type t = q32_types[ti];
+            const size_t rb = row_bytes(t, n);
+            const int64_t rows = (int64_t)((64u << 20) / rb);
+            uint8_t *w = xmalloc(rb * (size_t)rows);
+            for (int64_t r = 0; r < rows; r++) random_blocks(t, n, w + (size_t)r * rb);
+            for (int tier = AR_CPU_AVX2; tier <= AR_CPU_AVX512; tier++) {
+                if (!have_tier[tier]) continue;
+                const ar_kernels *k = &tier_k[tier];
+                for (int r = 0; r < AR_MAX_NR; r++) {
+                    random_acts(x, n, 1.0);
+                    k->quantize_q8a(x, xq + (size_t)r * stride, n);
+                }
+                for (int nr = 2; nr <= AR_MAX_NR; nr += 2) {
+                    double best[2][2] = {{1e30, 1e30}, {1e30, 1e30}}; /* [multi][stream] */
+                    const int64_t reps = 20000 * 1536 / n;
+                    float ys[AR_MAX_NR];
+                    for (int it = 0; it < 9; it++) {
+                        for (int multi = 0; multi < 2; multi++) {
+                            double t0 = now_s();
+                            for (int64_t i = 0; i < reps; i++) {
+                                if (multi)
+                                    k->vec_dot_n[t](n, w, xq, stride, nr, ys);
+                                else
+                                    for (int r = 0; r < nr; r++)
+                                        ys[r] = k->vec_dot[t](n, w, xq + (size_t)r * stride);
+                                sink += ys[0];
+                            }
+                            double dt = (now_s() - t0) / (double)reps;
+                            if (dt < best[multi][0]) best[multi][0] = dt;
+                            t0 = now_s();
+                            for (int64_t i = 0; i < rows; i++) {
+                                const uint8_t *wr = w + (size_t)i * rb;
+                                if (multi)
+                                    k->vec_dot_n[t](n, wr, xq, stride, nr, ys);
+                                else
+                                    for (int r = 0; r < nr; r++)
+                                        ys[r] = k->vec_dot[t](n, wr, xq + (size_t)r * stride);
+                                sink += ys[0];
+                            }
+                            dt = (now_s() - t0) / (double)rows;
+                            if (dt < best[multi][1]) best[multi][1] = dt;
+                        }
+                    }
+                    printf("bench %-6s %-4s n=%-5d nr=%d  hot %7.1f ns (%d calls %7.1f, x%.2f)"
+                           "   stream %7.1f ns (%d calls %7.1f, x%.2f)\n",
+                           ar_cpu_tier_name(tier), traits(t)->name, (int)n, nr, best[1][0] * 1e9,
+                           nr, best[0][0] * 1e9, best[0][0] / best[1][0], best[1][1] * 1e9, nr,
+                           best[0][1] * 1e9, best[0][1] / best[1][1]);
+                }
+            }
+            free(w);
+        }
+        free(xq);
+        free(x);
+    }
+    (void)sink;
+}
+
 static void test_bench(void **state) {
     (void)state;
     const char *env = getenv("AR_BENCH_Q32");
     if (!env || !*env || strcmp(env, "0") == 0) skip();
     load_tiers();
-    bench();
+    if (strcmp(env, "multi") != 0) bench();
+    bench_multi();
 }
 
 int main(void) {
@@ -622,6 +766,7 @@ int main(void) {
         cmocka_unit_test(test_quantize_tiers_identical),
         cmocka_unit_test(test_scalar_dot_vs_double),
         cmocka_unit_test(test_tiers_vs_scalar),
+        cmocka_unit_test(test_vec_dot_n),
         cmocka_unit_test(test_dot_edges),
         cmocka_unit_test(test_int8_path_error),
         cmocka_unit_test(test_bench),
