@@ -162,7 +162,8 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     s->xq_a = malloc(2 * b * e->max_act_row);
     s->xq_k = malloc(2 * b * e->max_act_row);
     /* per thread: a weight row, attention scores, one converted head row */
-    s->scratch_stride = (e->max_k + (size_t)s->p.n_ctx + (size_t)hp->head_dim + 15) & ~(size_t)15;
+    s->scratch_stride =
+        (AR_ROW_BLOCK * e->max_k + (size_t)s->p.n_ctx + (size_t)hp->head_dim + 15) & ~(size_t)15;
     s->scratch = malloc((size_t)e->params.n_threads * s->scratch_stride * sizeof(float));
     if (!s->kv || !act || !s->xq_a || !s->xq_k || !s->scratch) {
         free(act);

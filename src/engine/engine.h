@@ -9,7 +9,7 @@
  *     activations: x, xn [n_batch][n_embd]; q, att [n_batch][n_heads * head_dim];
  *                  k, v [n_batch][n_kv_heads * head_dim]; gate, up [n_batch][n_ff]
  *     quantized activations and their rounding errors: a row of the largest kind each
- *     per thread: a weight row as floats, attention scores [n_ctx], two head rows
+ *     per thread: AR_ROW_BLOCK weight rows as floats, attention scores [n_ctx], a head row
  */
 #ifndef AR_ENGINE_ENGINE_H
 #define AR_ENGINE_ENGINE_H
@@ -66,6 +66,9 @@ struct ar_seq {
     float *scratch; /* per-thread scratch, scratch_stride floats each */
     size_t scratch_stride;
 };
+
+/* Weight rows a matmul thread takes at a time (engine.c sizes the scratch for them). */
+#define AR_ROW_BLOCK 8
 
 /* The K or V rows of layer l (kind 0 = K, 1 = V), position 0. */
 static inline uint8_t *ar_kv_rows(const ar_seq *s, int l, int kind) {

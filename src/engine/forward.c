@@ -133,7 +133,7 @@ static void attention_items(int ith, int nth, void *ctx) {
     const ar_qwen2_hparams *hp = e->hp;
     int hd = hp->head_dim, group = hp->n_heads / hp->n_kv_heads;
     float scale = 1.0f / sqrtf((float)hd);
-    float *scores = s->scratch + (size_t)ith * s->scratch_stride + e->max_k;
+    float *scores = s->scratch + (size_t)ith * s->scratch_stride + AR_ROW_BLOCK * e->max_k;
     float *tmp = scores + s->p.n_ctx;
     const uint8_t *kc = ar_kv_rows(s, st->layer, 0), *vc = ar_kv_rows(s, st->layer, 1);
     for (int item = ith; item < st->n * hp->n_heads; item += nth) {

@@ -12,10 +12,10 @@
  *     integer kernels.
  * (2) Multiply. The output rows of all matrices are split evenly over the threads; each
  *     thread walks the tokens in tiles (a tile of activations stays in cache) and, for each
- *     of its weight rows, takes the products with the tile's tokens, several activation
- *     rows per kernel call so each weight block is unpacked once for all of them. On the
- *     float path a weight row is first converted to float32 into the thread's scratch,
- *     once per tile.
+ *     block of AR_ROW_BLOCK weight rows, takes the products with the tile's tokens, several
+ *     activation rows per kernel call so each weight block is unpacked once for all of
+ *     them. On the float path a block's rows are first converted to float32 into the
+ *     thread's scratch, once per tile.
  */
 #include "engine/engine.h"
 
@@ -96,28 +96,33 @@ static void dot_rows_f32(const ar_kernels *k, int64_t K, const float *w, const f
     for (int r = 0; r < nr; r++) ys[r] = k->dot_f32(K, w, x + (size_t)r * stride);
 }
 
-/* Products of row r of output o with tokens [t0, t1), AR_MAX_NR activation rows at a time.
- * In the accurate precision each token has two quantized rows (its activations, then their
- * rounding error), and its result is the sum of both products. */
-static void row_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r, int t0, int t1,
-                             float *wf) {
+/* Products of weight rows [r0, r1) of output o (at most ROW_BLOCK) with tokens [t0, t1).
+ * Loop order: for each group of activation rows (AR_MAX_NR rows: up to 4 tokens, or 2 in the
+ * accurate precision where each token has two quantized rows - its activations and their
+ * rounding error - whose products add up), every weight row of the block. The group stays in
+ * L1 while the block's weight rows go by; the block stays in L1/L2 for the whole tile. */
+static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, int64_t r1, int t0,
+                               int t1, float *wf) {
     const ar_kernels *k = &j->e->k;
     const ar_tensor *w = o->w;
     size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
-    const uint8_t *wrow = w->data + (size_t)r * w_row;
-    float b = o->bias ? o->bias[r] : 0.0f;
     float ys[AR_MAX_NR];
     ar_act act = k->act[w->type];
-    if (act == AR_ACT_F32 || !j->xq[act]) { /* float path */
-        const float *row = (const float *)wrow;
-        if (w->type != AR_TYPE_F32) {
-            k->to_float[w->type](wrow, wf, j->K);
-            row = wf;
-        }
+    if (act == AR_ACT_F32 || !j->xq[act]) { /* float path: rows converted once per tile */
+        for (int64_t r = r0; r < r1; r++)
+            if (w->type != AR_TYPE_F32)
+                k->to_float[w->type](w->data + (size_t)r * w_row,
+                                     wf + (size_t)(r - r0) * (size_t)j->K, j->K);
         for (int t = t0; t < t1; t += AR_MAX_NR) {
             int nr = t1 - t < AR_MAX_NR ? t1 - t : AR_MAX_NR;
-            dot_rows_f32(k, j->K, row, j->x + (size_t)t * j->ldx, (size_t)j->ldx, nr, ys);
-            for (int i = 0; i < nr; i++) o->y[(size_t)(t + i) * o->ldy + r] = ys[i] + b;
+            for (int64_t r = r0; r < r1; r++) {
+                const float *row = w->type == AR_TYPE_F32
+                                       ? (const float *)(w->data + (size_t)r * w_row)
+                                       : wf + (size_t)(r - r0) * (size_t)j->K;
+                dot_rows_f32(k, j->K, row, j->x + (size_t)t * j->ldx, (size_t)j->ldx, nr, ys);
+                float b = o->bias ? o->bias[r] : 0.0f;
+                for (int i = 0; i < nr; i++) o->y[(size_t)(t + i) * o->ldy + r] = ys[i] + b;
+            }
         }
         return;
     }
@@ -125,11 +130,15 @@ static void row_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r, int
     size_t row_bytes = j->xq_row[act];
     for (int t = t0; t < t1; t += step) {
         int nt = t1 - t < step ? t1 - t : step;
-        dot_rows(k, w->type, j->K, wrow, j->xq[act] + (size_t)t * per_token * row_bytes, row_bytes,
-                 nt * per_token, ys);
-        for (int i = 0; i < nt; i++)
-            o->y[(size_t)(t + i) * o->ldy + r] =
-                (j->paired ? ys[2 * i] + ys[2 * i + 1] : ys[i]) + b;
+        const uint8_t *xg = j->xq[act] + (size_t)t * per_token * row_bytes;
+        for (int64_t r = r0; r < r1; r++) {
+            dot_rows(k, w->type, j->K, w->data + (size_t)r * w_row, xg, row_bytes, nt * per_token,
+                     ys);
+            float b = o->bias ? o->bias[r] : 0.0f;
+            for (int i = 0; i < nt; i++)
+                o->y[(size_t)(t + i) * o->ldy + r] =
+                    (j->paired ? ys[2 * i] + ys[2 * i + 1] : ys[i]) + b;
+        }
     }
 }
 
@@ -144,7 +153,9 @@ static void multiply_rows(int ith, int nth, void *ctx) {
         for (int o = 0; o < j->n_outs; o++) {
             int64_t n = j->outs[o].w->ne[1];
             int64_t lo = g0 > base ? g0 - base : 0, hi = g1 - base < n ? g1 - base : n;
-            for (int64_t r = lo; r < hi; r++) row_times_tokens(j, &j->outs[o], r, t0, t1, wf);
+            for (int64_t r = lo; r < hi; r += AR_ROW_BLOCK)
+                block_times_tokens(j, &j->outs[o], r, r + AR_ROW_BLOCK < hi ? r + AR_ROW_BLOCK : hi,
+                                   t0, t1, wf);
             base += n;
         }
     }
