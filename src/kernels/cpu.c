@@ -2,22 +2,41 @@
  * cpu.c - CPU feature detection and assembly of the kernel table (see kernels.h).
  *
  * The table starts from the scalar reference of every kernel family; each SIMD tier's
- * fillers then replace the kernels they implement. Detection uses the compiler's cpuid
- * builtins, which also check that the OS saves the wider vector registers.
+ * fillers then replace the kernels they implement. Detection reads cpuid (leaf 1: FMA,
+ * F16C, AVX, OSXSAVE; leaf 7: AVX2, AVX-512 F/DQ/BW/VL, VNNI) and XGETBV, so a tier is only
+ * chosen when the OS also saves its registers.
  */
 #include "kernels/kernels.h"
 
 #include <string.h>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+/* The extended state the OS saves on context switches (XGETBV 0). */
+static uint64_t xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (uint64_t)hi << 32 | lo;
+}
+#endif
+
 ar_cpu_tier ar_cpu_best_tier(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                __builtin_cpu_supports("f16c");
-    bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                  __builtin_cpu_supports("avx512vnni");
-    return avx512 ? AR_CPU_AVX512 : avx2 ? AR_CPU_AVX2 : AR_CPU_SCALAR;
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return AR_CPU_SCALAR;
+    bool fma = c >> 12 & 1, osxsave = c >> 27 & 1, avx = c >> 28 & 1, f16c = c >> 29 & 1;
+    if (!osxsave || !avx) return AR_CPU_SCALAR;
+    uint64_t xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return AR_CPU_SCALAR; /* OS saves no YMM state */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return AR_CPU_SCALAR;
+    bool avx2 = b >> 5 & 1;
+    bool avx512 = (b >> 16 & 1) && (b >> 17 & 1) && (b >> 30 & 1) &&
+                  (b >> 31 & 1) &&       /* F DQ BW VL */
+                  (c >> 11 & 1) &&       /* VNNI */
+                  (xcr0 & 0xE0) == 0xE0; /* opmask and ZMM state saved */
+    if (!(avx2 && fma && f16c)) return AR_CPU_SCALAR;
+    return avx512 ? AR_CPU_AVX512 : AR_CPU_AVX2;
 #else
     return AR_CPU_SCALAR;
 #endif

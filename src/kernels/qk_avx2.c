@@ -16,6 +16,16 @@
  * FMA by (super-scale * activation scale); the lanes are added up at the end. So the
  * integers are the reference's and only the float summation order differs.
  *
+ * Several activation rows (vec_dot_n): each kernel is one body for 1..AR_MAX_NR rows
+ * (QK_DEFINE_DOTS in qk_simd.h). A block's scales are unpacked once, and each register of
+ * 32 unpacked quants is multiplied with every row before the next is unpacked; the rows'
+ * integer sums and float accumulators are separate and see the same operations in the
+ * same order as a single row, so each result is bit-identical to vec_dot on its row. With
+ * 4 rows the per-row float accumulators do not all fit in the 16 ymm registers beside the
+ * unpacked quants and integer sums; the compiler keeps some in memory, touched once per
+ * block. The integer sums are running sums pinned by acc_add (see there), or the compiler
+ * reorders them into a spill-heavy tree.
+ *
  * Signed quants are made unsigned by an offset that is taken back through the bsums:
  * Q6_K stores q + 32 (0..63) and Q3_K gives q + 4 (0..7); their sub-block sums are
  * sum (q + o) a = sum q a + o * bsum, so o * sum_sub scale * bsum is subtracted per block.
@@ -29,39 +39,22 @@
  */
 #include "kernels/kernels.h"
 
+#include "kernels/qk_simd.h"
 #include "kernels/quant.h"
 
 #include <immintrin.h>
 #include <string.h>
 
-#define INLINE static inline __attribute__((always_inline))
-
 /* --- Helpers ------------------------------------------------------------------------------ */
 
-INLINE float load_fp16(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, sizeof h);
-    return _cvtsh_ss(h);
-}
-
-INLINE __m256i loadu256(const void *p) {
-    return _mm256_loadu_si256((const __m256i *)p);
-}
-
-INLINE __m128i loadu128(const void *p) {
-    return _mm_loadu_si128((const __m128i *)p);
-}
-
-INLINE float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* Broadcast int16 lane `i` (0..7) of each 128-bit half of v to the whole half. */
-INLINE __m256i bcast16(__m256i v, int i) {
-    return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(0x0100 + 0x0202 * i)));
+/* acc + v (int32 lanes), with an empty asm that pins the result: a row's running sum is
+ * then built in the order written. Without it, GCC reassociates the sums of several rows
+ * into trees that start with every product of the block, which holds far more values than
+ * the 16 ymm registers and spills most of them. */
+INLINE __m256i acc_add(__m256i acc, __m256i v) {
+    acc = _mm256_add_epi32(acc, v);
+    __asm__("" : "+x"(acc));
+    return acc;
 }
 
 /* With the same 8 int16 scales in both halves of v: scale `i` in the low half and scale
@@ -167,129 +160,119 @@ static void quantize_q8k(const float *x, void *vy, int64_t n) {
     }
 }
 
+/* --- Dot products ------------------------------------------------------------------------- */
+
+/* Each kernel below is a body for QK_DEFINE_DOTS (qk_simd.h): it unpacks a weight block
+ * once, into unsigned quants and broadcast scales, 32 elements at a time, and multiplies
+ * each such register with the activations of all nr rows before unpacking the next, into
+ * per-row integer sums; then each row's sums go into that row's float accumulators with
+ * the same float operations as for a single row. */
+
 /* --- Q2_K --------------------------------------------------------------------------------- */
 
-static float vec_dot_q2_k(int64_t n, const void *vw, const void *vx) {
-    const uint8_t *w = vw;
-    const ar_block_q8k *x = vx;
+INLINE void dot_q2_k(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
+                     float *ys) {
     const __m256i m3 = _mm256_set1_epi8(3);
     const __m128i m4 = _mm_set1_epi8(0x0f);
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    __m256 acc[AR_MAX_NR], accm[AR_MAX_NR];
+    for (int r = 0; r < nr; r++) acc[r] = accm[r] = _mm256_setzero_ps();
     for (int64_t ib = 0; ib < n / QK_K; ib++, w += sizeof(block_q2_K)) {
-        const int8_t *a = x[ib].qs;
+        const ar_block_q8k *xb[AR_MAX_NR];
+        __m256i sumi[AR_MAX_NR];
+        for (int r = 0; r < nr; r++) {
+            xb[r] = q8k_block(x, stride, r, ib);
+            sumi[r] = _mm256_setzero_si256();
+        }
         const __m128i packed = loadu128(w); /* scales[16]: low nibble scale, high nibble min */
         const __m256i sc = _mm256_cvtepu8_epi16(_mm_and_si128(packed, m4));
-        const __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), m4));
-        const __m256i msum = _mm256_madd_epi16(mn, loadu256(x[ib].bsums));
-
-        __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i q = loadu256(w + 16 + 32 * h);
             const __m256i sch = dup_half(sc, h);
             for (int g = 0; g < 4; g++) {
                 const __m256i u = _mm256_and_si256(_mm256_srli_epi16(q, 2 * g), m3);
-                sumi = _mm256_add_epi32(
-                    sumi, dot_scaled(u, a + 128 * h + 32 * g, bcast16_pair(sch, 2 * g)));
+                const __m256i s = bcast16_pair(sch, 2 * g);
+                for (int r = 0; r < nr; r++)
+                    sumi[r] = acc_add(sumi[r], dot_scaled(u, xb[r]->qs + 128 * h + 32 * g, s));
             }
         }
-        const float dx = x[ib].d;
-        acc =
-            _mm256_fmadd_ps(_mm256_set1_ps(load_fp16(w + 80) * dx), _mm256_cvtepi32_ps(sumi), acc);
-        accm =
-            _mm256_fmadd_ps(_mm256_set1_ps(load_fp16(w + 82) * dx), _mm256_cvtepi32_ps(msum), accm);
+        const __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), m4));
+        const float d = load_fp16(w + 80), dmin = load_fp16(w + 82);
+        for (int r = 0; r < nr; r++) {
+            const __m256i msum = _mm256_madd_epi16(mn, loadu256(xb[r]->bsums));
+            const float dx = xb[r]->d;
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+            accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(msum), accm[r]);
+        }
     }
-    return hsum_ps(acc) - hsum_ps(accm);
+    for (int r = 0; r < nr; r++) ys[r] = hsum256(acc[r]) - hsum256(accm[r]);
 }
+
+QK_DEFINE_DOTS(q2_k, dot_q2_k)
 
 /* --- Q3_K --------------------------------------------------------------------------------- */
 
-/* The 16 scales of Q3_K minus their bias of 32, as int8 in sub-block order. */
-INLINE __m128i unpack_scales_q3_k(const uint8_t *p) {
-    uint32_t a[3];
-    memcpy(a, p, sizeof a);
-    const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
-    const __m128i s = _mm_setr_epi32((int)((a[0] & m4) | (a[2] & m2) << 4),
-                                     (int)((a[1] & m4) | ((a[2] >> 2) & m2) << 4),
-                                     (int)(((a[0] >> 4) & m4) | ((a[2] >> 4) & m2) << 4),
-                                     (int)(((a[1] >> 4) & m4) | ((a[2] >> 6) & m2) << 4));
-    return _mm_sub_epi8(s, _mm_set1_epi8(32));
-}
-
-static float vec_dot_q3_k(int64_t n, const void *vw, const void *vx) {
-    const uint8_t *w = vw;
-    const ar_block_q8k *x = vx;
+INLINE void dot_q3_k(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
+                     float *ys) {
     const __m256i m3 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[AR_MAX_NR];
+    for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t ib = 0; ib < n / QK_K; ib++, w += sizeof(block_q3_K)) {
-        const int8_t *a = x[ib].qs;
         const __m256i sc = _mm256_cvtepi8_epi16(unpack_scales_q3_k(w + 96));
+        const ar_block_q8k *xb[AR_MAX_NR];
+        __m256i sumi[AR_MAX_NR];
+        for (int r = 0; r < nr; r++) {
+            xb[r] = q8k_block(x, stride, r, ib);
+            /* u = q + 4 = low 2 bits + 4 * (hmask bit): take back 4 * sum scale * bsum */
+            sumi[r] = _mm256_sub_epi32(
+                _mm256_setzero_si256(),
+                _mm256_slli_epi32(_mm256_madd_epi16(sc, loadu256(xb[r]->bsums)), 2));
+        }
         const __m256i hmask = loadu256(w);
-        /* u = q + 4 = low 2 bits + 4 * (hmask bit): take back 4 * sum scale * bsum */
-        __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc, loadu256(x[ib].bsums)), 2);
-        sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
         for (int h = 0; h < 2; h++) {
             const __m256i q = loadu256(w + 32 + 32 * h);
             const __m256i sch = dup_half(sc, h);
             for (int g = 0; g < 4; g++) {
                 const __m256i low = _mm256_and_si256(_mm256_srli_epi16(q, 2 * g), m3);
                 const __m256i u = _mm256_or_si256(low, move_bit(hmask, 4 * h + g, 2));
-                sumi = _mm256_add_epi32(
-                    sumi, dot_scaled(u, a + 128 * h + 32 * g, bcast16_pair(sch, 2 * g)));
+                const __m256i s = bcast16_pair(sch, 2 * g);
+                for (int r = 0; r < nr; r++)
+                    sumi[r] = acc_add(sumi[r], dot_scaled(u, xb[r]->qs + 128 * h + 32 * g, s));
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(load_fp16(w + 108) * x[ib].d),
-                              _mm256_cvtepi32_ps(sumi), acc);
+        const float d = load_fp16(w + 108);
+        for (int r = 0; r < nr; r++)
+            acc[r] =
+                _mm256_fmadd_ps(_mm256_set1_ps(d * xb[r]->d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
     }
-    return hsum_ps(acc);
+    for (int r = 0; r < nr; r++) ys[r] = hsum256(acc[r]);
 }
+
+QK_DEFINE_DOTS(q3_k, dot_q3_k)
 
 /* --- Q4_K and Q5_K ------------------------------------------------------------------------ */
-
-/* The 6-bit scales and mins of Q4_K/Q5_K (quant.h) from the block's first 16 bytes
- * (d, dmin, scales[12]): scales in bytes 0..7, mins in bytes 8..15. */
-INLINE __m128i unpack_scales_k4(__m128i head) {
-    /* dwords [b0-3, b8-11, b4-7, b8-11] and [0, b0-3, 0, b4-7] of b = scales */
-    const __m128i low = _mm_shuffle_epi8(
-        head, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
-    const __m128i top = _mm_shuffle_epi8(
-        head, _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
-    const __m128i lo =
-        _mm_and_si128(_mm_srlv_epi32(low, _mm_setr_epi32(0, 0, 0, 4)),
-                      _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-    /* bits 6..7 of b0-3 / b4-7 become bits 4..5 of the upper scales / mins */
-    return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(top, 2), _mm_set1_epi8(0x30)));
-}
 
 /* Byte `i` of each 128-bit half of v, zero-extended to int16, in all lanes of the half. */
 INLINE __m256i bcast8(__m256i v, int i) {
     return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(0x8000 | i)));
 }
 
-/* Both kernels: `hbits` selects Q5_K (the fifth bits at w + 16, quants at w + 48). */
-INLINE float dot_k4(int64_t n, const uint8_t *w, const ar_block_q8k *x, int hbits) {
+/* Both types: `hbits` selects Q5_K (the fifth bits at w + 16, quants at w + 48). */
+INLINE void dot_k4(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr, int hbits,
+                   float *ys) {
     const size_t bsize = hbits ? sizeof(block_q5_K) : sizeof(block_q4_K);
     const uint8_t *qs = w + (hbits ? 48 : 16);
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    /* mins as int16, each twice: m0 m0 m1 m1 .. m3 m3 | m4 m4 .. m7 m7 */
-    const __m256i mins_dup = _mm256_setr_epi8(
-        8, -128, 8, -128, 9, -128, 9, -128, 10, -128, 10, -128, 11, -128, 11, -128, 12, -128, 12,
-        -128, 13, -128, 13, -128, 14, -128, 14, -128, 15, -128, 15, -128);
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    __m256 acc[AR_MAX_NR], accm[AR_MAX_NR];
+    for (int r = 0; r < nr; r++) acc[r] = accm[r] = _mm256_setzero_ps();
     for (int64_t ib = 0; ib < n / QK_K; ib++, w += bsize, qs += bsize) {
-        const int8_t *a = x[ib].qs;
-        const __m128i head = loadu128(w);
-        const __m256i sm = _mm256_broadcastsi128_si256(unpack_scales_k4(head)); /* both halves */
-        /* [d, dmin] * dx */
-        uint32_t d_dmin;
-        memcpy(&d_dmin, w, sizeof d_dmin);
-        const __m128 dd =
-            _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)d_dmin)), _mm_set1_ps(x[ib].d));
-        /* mins: sum_j mn[j] * (bsums[2j] + bsums[2j + 1]) */
-        const __m256i msum =
-            _mm256_madd_epi16(_mm256_shuffle_epi8(sm, mins_dup), loadu256(x[ib].bsums));
+        const ar_block_q8k *xb[AR_MAX_NR];
+        __m256i sumi[AR_MAX_NR];
+        for (int r = 0; r < nr; r++) {
+            xb[r] = q8k_block(x, stride, r, ib);
+            sumi[r] = _mm256_setzero_si256();
+        }
+        const __m256i sm = _mm256_broadcastsi128_si256(unpack_scales_k4(loadu128(w)));
         const __m256i qh = hbits ? loadu256(w + 16) : _mm256_setzero_si256();
-
-        __m256i sumi = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) { /* sub-blocks 2j (low nibbles) and 2j + 1 (high) */
             const __m256i q = loadu256(qs + 32 * j);
             __m256i lo = _mm256_and_si256(q, m4);
@@ -298,65 +281,95 @@ INLINE float dot_k4(int64_t n, const uint8_t *w, const ar_block_q8k *x, int hbit
                 lo = _mm256_or_si256(lo, move_bit(qh, 2 * j, 4));
                 hi = _mm256_or_si256(hi, move_bit(qh, 2 * j + 1, 4));
             }
-            const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu256(a + 64 * j)),
-                                                 bcast8(sm, 2 * j));
-            const __m256i p1 = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(hi, loadu256(a + 64 * j + 32)), bcast8(sm, 2 * j + 1));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            const __m256i s0 = bcast8(sm, 2 * j), s1 = bcast8(sm, 2 * j + 1);
+            for (int r = 0; r < nr; r++) {
+                const int8_t *a = xb[r]->qs + 64 * j;
+                const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu256(a)), s0);
+                const __m256i p1 =
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu256(a + 32)), s1);
+                sumi[r] = acc_add(sumi[r], _mm256_add_epi32(p0, p1));
+            }
         }
-        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
-        accm = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(msum),
-                               accm);
+        /* [d, dmin] as floats; mins: sum_j mn[j] * (bsums[2j] + bsums[2j + 1]) */
+        uint32_t d_dmin;
+        memcpy(&d_dmin, w, sizeof d_dmin);
+        const __m128 ddw = _mm_cvtph_ps(_mm_cvtsi32_si128((int)d_dmin));
+        const __m256i mn = _mm256_shuffle_epi8(sm, mins_dup_k4());
+        for (int r = 0; r < nr; r++) {
+            const __m128 dd = _mm_mul_ps(ddw, _mm_set1_ps(xb[r]->d)); /* [d, dmin] * dx */
+            const __m256i msum = _mm256_madd_epi16(mn, loadu256(xb[r]->bsums));
+            acc[r] =
+                _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+            accm[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)),
+                                      _mm256_cvtepi32_ps(msum), accm[r]);
+        }
     }
-    return hsum_ps(acc) - hsum_ps(accm);
+    for (int r = 0; r < nr; r++) ys[r] = hsum256(acc[r]) - hsum256(accm[r]);
 }
 
-static float vec_dot_q4_k(int64_t n, const void *vw, const void *vx) {
-    return dot_k4(n, vw, vx, 0);
+INLINE void dot_q4_k(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
+                     float *ys) {
+    dot_k4(n, w, x, stride, nr, 0, ys);
 }
 
-static float vec_dot_q5_k(int64_t n, const void *vw, const void *vx) {
-    return dot_k4(n, vw, vx, 1);
+INLINE void dot_q5_k(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
+                     float *ys) {
+    dot_k4(n, w, x, stride, nr, 1, ys);
 }
+
+QK_DEFINE_DOTS(q4_k, dot_q4_k)
+QK_DEFINE_DOTS(q5_k, dot_q5_k)
 
 /* --- Q6_K --------------------------------------------------------------------------------- */
 
-static float vec_dot_q6_k(int64_t n, const void *vw, const void *vx) {
-    const uint8_t *w = vw;
-    const ar_block_q8k *x = vx;
+/* Element group g (0..3, 32 elements) of a half block as unsigned quants q + 32: nibble
+ * g / 2 of l(g % 2), bits 2g..2g+1 of qh as bits 4..5. */
+INLINE __m256i q6_group(__m256i l0, __m256i l1, __m256i qh, int g) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
-    __m256 acc = _mm256_setzero_ps();
+    const __m256i l = g & 1 ? l1 : l0;
+    const __m256i low = _mm256_and_si256(g & 2 ? _mm256_srli_epi16(l, 4) : l, m4);
+    const __m256i high = g == 0   ? _mm256_slli_epi16(qh, 4)
+                         : g == 1 ? _mm256_slli_epi16(qh, 2)
+                         : g == 2 ? qh
+                                  : _mm256_srli_epi16(qh, 2);
+    return _mm256_or_si256(low, _mm256_and_si256(high, m30));
+}
+
+INLINE void dot_q6_k(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
+                     float *ys) {
+    __m256 acc[AR_MAX_NR];
+    for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t ib = 0; ib < n / QK_K; ib++, w += sizeof(block_q6_K)) {
-        const int8_t *a = x[ib].qs;
         const __m256i sc = _mm256_cvtepi8_epi16(loadu128(w + 192));
-        /* u = q + 32 (0..63): take back 32 * sum scale * bsum */
-        __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc, loadu256(x[ib].bsums)), 5);
-        sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
+        const ar_block_q8k *xb[AR_MAX_NR];
+        __m256i sumi[AR_MAX_NR];
+        for (int r = 0; r < nr; r++) {
+            xb[r] = q8k_block(x, stride, r, ib);
+            /* u = q + 32 (0..63): take back 32 * sum scale * bsum */
+            sumi[r] = _mm256_sub_epi32(
+                _mm256_setzero_si256(),
+                _mm256_slli_epi32(_mm256_madd_epi16(sc, loadu256(xb[r]->bsums)), 5));
+        }
         for (int h = 0; h < 2; h++) {
             const __m256i l0 = loadu256(w + 64 * h), l1 = loadu256(w + 64 * h + 32);
             const __m256i qh = loadu256(w + 128 + 32 * h);
             const __m256i sch = dup_half(sc, h);
-            /* element group g of this half: nibble g/2 of l(g%2), bits 2g..2g+1 of qh */
-            const __m256i u0 = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                               _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
-            const __m256i u1 = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                               _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-            const __m256i u2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                               _mm256_and_si256(qh, m30));
-            const __m256i u3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-            const int8_t *ah = a + 128 * h;
-            const __m256i p01 = _mm256_add_epi32(dot_scaled(u0, ah, bcast16_pair(sch, 0)),
-                                                 dot_scaled(u1, ah + 32, bcast16_pair(sch, 2)));
-            const __m256i p23 = _mm256_add_epi32(dot_scaled(u2, ah + 64, bcast16_pair(sch, 4)),
-                                                 dot_scaled(u3, ah + 96, bcast16_pair(sch, 6)));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p01, p23));
+            for (int g = 0; g < 4; g++) {
+                const __m256i u = q6_group(l0, l1, qh, g);
+                const __m256i s = bcast16_pair(sch, 2 * g);
+                for (int r = 0; r < nr; r++)
+                    sumi[r] = acc_add(sumi[r], dot_scaled(u, xb[r]->qs + 128 * h + 32 * g, s));
+            }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(load_fp16(w + 208) * x[ib].d),
-                              _mm256_cvtepi32_ps(sumi), acc);
+        const float d = load_fp16(w + 208);
+        for (int r = 0; r < nr; r++)
+            acc[r] =
+                _mm256_fmadd_ps(_mm256_set1_ps(d * xb[r]->d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
     }
-    return hsum_ps(acc);
+    for (int r = 0; r < nr; r++) ys[r] = hsum256(acc[r]);
 }
+
+QK_DEFINE_DOTS(q6_k, dot_q6_k)
 
 void ar_kernels_fill_qk_avx2(ar_kernels *k) {
     k->quantize_q8k = quantize_q8k;
@@ -365,4 +378,9 @@ void ar_kernels_fill_qk_avx2(ar_kernels *k) {
     k->vec_dot[AR_TYPE_Q4_K] = vec_dot_q4_k;
     k->vec_dot[AR_TYPE_Q5_K] = vec_dot_q5_k;
     k->vec_dot[AR_TYPE_Q6_K] = vec_dot_q6_k;
+    k->vec_dot_n[AR_TYPE_Q2_K] = vec_dot_n_q2_k;
+    k->vec_dot_n[AR_TYPE_Q3_K] = vec_dot_n_q3_k;
+    k->vec_dot_n[AR_TYPE_Q4_K] = vec_dot_n_q4_k;
+    k->vec_dot_n[AR_TYPE_Q5_K] = vec_dot_n_q5_k;
+    k->vec_dot_n[AR_TYPE_Q6_K] = vec_dot_n_q6_k;
 }

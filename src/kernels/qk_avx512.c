@@ -26,31 +26,24 @@
  * Signed quants get the offsets of qk_avx2.c (Q6_K + 32, Q3_K + 4), taken back through
  * the bsums; no int16 intermediate saturates (a maddubs pair is at most 2 * 63 * 128).
  * Weight blocks are read with unaligned loads and never past their last byte.
+ *
+ * Several activation rows (vec_dot_n): as in qk_avx2.c, each kernel is one body for
+ * 1..AR_MAX_NR rows (QK_DEFINE_DOTS in qk_simd.h). Each register of 64 unpacked quants and
+ * its scale pattern is made once and taken through maddubs + dpwssd with every row; the
+ * rows' accumulators are separate and see a single row's operations in the same order,
+ * so each result is bit-identical to vec_dot on its row. With 4 rows a kernel holds 4
+ * integer and 4 (+ 4 for the mins) float accumulators beside a few unpacked registers:
+ * well inside the 32 zmm registers.
  */
 #include "kernels/kernels.h"
 
+#include "kernels/qk_simd.h"
 #include "kernels/quant.h"
 
 #include <immintrin.h>
 #include <string.h>
 
-#define INLINE static inline __attribute__((always_inline))
-
 /* --- Helpers ------------------------------------------------------------------------------ */
-
-INLINE float load_fp16(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, sizeof h);
-    return _cvtsh_ss(h);
-}
-
-INLINE __m128i loadu128(const void *p) {
-    return _mm_loadu_si128((const __m128i *)p);
-}
-
-INLINE __m256i loadu256(const void *p) {
-    return _mm256_loadu_si256((const __m256i *)p);
-}
 
 INLINE __m512i loadu512(const void *p) {
     return _mm512_loadu_si512(p);
@@ -85,12 +78,6 @@ INLINE __m512i dot64(__m512i acc, __m512i u, const int8_t *a, __m512i sc) {
     return _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(u, loadu512(a)), sc);
 }
 
-INLINE float hsum128(__m128 v) {
-    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    v = _mm_add_ss(v, _mm_movehdup_ps(v));
-    return _mm_cvtss_f32(v);
-}
-
 /* int32 lanes of v, negated and placed in the low half of a 512-bit vector. */
 INLINE __m512i neg_low(__m256i v) {
     return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(v));
@@ -98,21 +85,25 @@ INLINE __m512i neg_low(__m256i v) {
 
 /* --- Q2_K --------------------------------------------------------------------------------- */
 
-static float vec_dot_q2_k(int64_t n, const void *vw, const void *vx) {
-    const uint8_t *w = vw;
-    const ar_block_q8k *x = vx;
+INLINE void dot_q2_k(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
+                     float *ys) {
     const __m512i m3 = _mm512_set1_epi8(3);
     const __m128i m4 = _mm_set1_epi8(0x0f);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    __m512 acc[AR_MAX_NR];
+    __m256 accm[AR_MAX_NR];
+    for (int r = 0; r < nr; r++) {
+        acc[r] = _mm512_setzero_ps();
+        accm[r] = _mm256_setzero_ps();
+    }
     for (int64_t ib = 0; ib < n / QK_K; ib++, w += sizeof(block_q2_K)) {
-        const int8_t *a = x[ib].qs;
+        const ar_block_q8k *xb[AR_MAX_NR];
+        __m512i sumi[AR_MAX_NR];
+        for (int r = 0; r < nr; r++) {
+            xb[r] = q8k_block(x, stride, r, ib);
+            sumi[r] = _mm512_setzero_si512();
+        }
         const __m128i packed = loadu128(w); /* scales[16]: low nibble scale, high nibble min */
         const __m256i sc = _mm256_cvtepu8_epi16(_mm_and_si128(packed, m4));
-        const __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), m4));
-        const __m256i msum = _mm256_madd_epi16(mn, loadu256(x[ib].bsums));
-
-        __m512i sumi = _mm512_setzero_si512();
         for (int h = 0; h < 2; h++) {
             const __m512i q = bcast256(w + 16 + 32 * h);
             const __m512i sch = _mm512_broadcast_i32x4(h ? _mm256_extracti128_si256(sc, 1)
@@ -120,46 +111,43 @@ static float vec_dot_q2_k(int64_t n, const void *vw, const void *vx) {
             for (int k = 0; k < 2; k++) { /* element groups 2k, 2k + 1 of 32 */
                 const __m512i u = _mm512_and_si512(
                     _mm512_srlv_epi16(q, halves16((short)(4 * k), (short)(4 * k + 2))), m3);
-                sumi =
-                    dot64(sumi, u, a + 128 * h + 64 * k,
-                          _mm512_shuffle_epi8(sch, pick16(4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3)));
+                const __m512i s =
+                    _mm512_shuffle_epi8(sch, pick16(4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3));
+                for (int r = 0; r < nr; r++)
+                    sumi[r] = dot64(sumi[r], u, xb[r]->qs + 128 * h + 64 * k, s);
             }
         }
-        const float dx = x[ib].d;
-        acc =
-            _mm512_fmadd_ps(_mm512_set1_ps(load_fp16(w + 80) * dx), _mm512_cvtepi32_ps(sumi), acc);
-        accm =
-            _mm256_fmadd_ps(_mm256_set1_ps(load_fp16(w + 82) * dx), _mm256_cvtepi32_ps(msum), accm);
+        const __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), m4));
+        const float d = load_fp16(w + 80), dmin = load_fp16(w + 82);
+        for (int r = 0; r < nr; r++) {
+            const __m256i msum = _mm256_madd_epi16(mn, loadu256(xb[r]->bsums));
+            const float dx = xb[r]->d;
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * dx), _mm512_cvtepi32_ps(sumi[r]), acc[r]);
+            accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(msum), accm[r]);
+        }
     }
-    return _mm512_reduce_add_ps(acc) -
-           hsum128(_mm_add_ps(_mm256_castps256_ps128(accm), _mm256_extractf128_ps(accm, 1)));
+    for (int r = 0; r < nr; r++) ys[r] = _mm512_reduce_add_ps(acc[r]) - hsum256(accm[r]);
 }
+
+QK_DEFINE_DOTS(q2_k, dot_q2_k)
 
 /* --- Q3_K --------------------------------------------------------------------------------- */
 
-/* The 16 scales of Q3_K minus their bias of 32, as int8 in sub-block order. */
-INLINE __m128i unpack_scales_q3_k(const uint8_t *p) {
-    uint32_t a[3];
-    memcpy(a, p, sizeof a);
-    const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
-    const __m128i s = _mm_setr_epi32((int)((a[0] & m4) | (a[2] & m2) << 4),
-                                     (int)((a[1] & m4) | ((a[2] >> 2) & m2) << 4),
-                                     (int)(((a[0] >> 4) & m4) | ((a[2] >> 4) & m2) << 4),
-                                     (int)(((a[1] >> 4) & m4) | ((a[2] >> 6) & m2) << 4));
-    return _mm_sub_epi8(s, _mm_set1_epi8(32));
-}
-
-static float vec_dot_q3_k(int64_t n, const void *vw, const void *vx) {
-    const uint8_t *w = vw;
-    const ar_block_q8k *x = vx;
+INLINE void dot_q3_k(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
+                     float *ys) {
     const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[AR_MAX_NR];
+    for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
     for (int64_t ib = 0; ib < n / QK_K; ib++, w += sizeof(block_q3_K)) {
-        const int8_t *a = x[ib].qs;
         const __m256i sc = _mm256_cvtepi8_epi16(unpack_scales_q3_k(w + 96));
+        const ar_block_q8k *xb[AR_MAX_NR];
+        __m512i sumi[AR_MAX_NR];
+        for (int r = 0; r < nr; r++) {
+            xb[r] = q8k_block(x, stride, r, ib);
+            /* u = q + 4 = low 2 bits + 4 * (hmask bit): take back 4 * sum scale * bsum */
+            sumi[r] = neg_low(_mm256_slli_epi32(_mm256_madd_epi16(sc, loadu256(xb[r]->bsums)), 2));
+        }
         const __m512i hmask = bcast256(w);
-        /* u = q + 4 = low 2 bits + 4 * (hmask bit): take back 4 * sum scale * bsum */
-        __m512i sumi = neg_low(_mm256_slli_epi32(_mm256_madd_epi16(sc, loadu256(x[ib].bsums)), 2));
         for (int h = 0; h < 2; h++) {
             const __m512i q = bcast256(w + 32 + 32 * h);
             const __m512i sch = _mm512_broadcast_i32x4(h ? _mm256_extracti128_si256(sc, 1)
@@ -171,33 +159,23 @@ static float vec_dot_q3_k(int64_t n, const void *vw, const void *vx) {
                 const __mmask64 high =
                     _mm512_test_epi8_mask(hmask, halves8((char)(1 << g), (char)(1 << (g + 1))));
                 u = _mm512_mask_add_epi8(u, high, u, four);
-                sumi =
-                    dot64(sumi, u, a + 128 * h + 64 * k,
-                          _mm512_shuffle_epi8(sch, pick16(4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3)));
+                const __m512i s =
+                    _mm512_shuffle_epi8(sch, pick16(4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3));
+                for (int r = 0; r < nr; r++)
+                    sumi[r] = dot64(sumi[r], u, xb[r]->qs + 128 * h + 64 * k, s);
             }
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(load_fp16(w + 108) * x[ib].d),
-                              _mm512_cvtepi32_ps(sumi), acc);
+        const float d = load_fp16(w + 108);
+        for (int r = 0; r < nr; r++)
+            acc[r] =
+                _mm512_fmadd_ps(_mm512_set1_ps(d * xb[r]->d), _mm512_cvtepi32_ps(sumi[r]), acc[r]);
     }
-    return _mm512_reduce_add_ps(acc);
+    for (int r = 0; r < nr; r++) ys[r] = _mm512_reduce_add_ps(acc[r]);
 }
+
+QK_DEFINE_DOTS(q3_k, dot_q3_k)
 
 /* --- Q4_K and Q5_K ------------------------------------------------------------------------ */
-
-/* The 6-bit scales and mins of Q4_K/Q5_K (quant.h) from the block's first 16 bytes
- * (d, dmin, scales[12]): scales in bytes 0..7, mins in bytes 8..15. */
-INLINE __m128i unpack_scales_k4(__m128i head) {
-    /* dwords [b0-3, b8-11, b4-7, b8-11] and [0, b0-3, 0, b4-7] of b = scales */
-    const __m128i low = _mm_shuffle_epi8(
-        head, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
-    const __m128i top = _mm_shuffle_epi8(
-        head, _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
-    const __m128i lo =
-        _mm_and_si128(_mm_srlv_epi32(low, _mm_setr_epi32(0, 0, 0, 4)),
-                      _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-    /* bits 6..7 of b0-3 / b4-7 become bits 4..5 of the upper scales / mins */
-    return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(top, 2), _mm_set1_epi8(0x30)));
-}
 
 /* Byte-shuffle control that fills 128-bit lane L with byte number iL of that lane,
  * zero-extended to int16. */
@@ -209,33 +187,28 @@ INLINE __m512i pick8(int i0, int i1, int i2, int i3) {
 #undef PICK
 }
 
-/* Both kernels: `hbits` selects Q5_K (the fifth bits at w + 16, quants at w + 48). */
-INLINE float dot_k4(int64_t n, const uint8_t *w, const ar_block_q8k *x, int hbits) {
+/* Both types: `hbits` selects Q5_K (the fifth bits at w + 16, quants at w + 48). */
+INLINE void dot_k4(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr, int hbits,
+                   float *ys) {
     const size_t bsize = hbits ? sizeof(block_q5_K) : sizeof(block_q4_K);
     const uint8_t *qs = w + (hbits ? 48 : 16);
     const __m512i m4 = _mm512_set1_epi8(0x0f), sixteen = _mm512_set1_epi8(16);
     const __m512i nibble = halves16(0, 4); /* low nibbles in the low half, high in the high */
-    /* mins as int16, each twice: m0 m0 m1 m1 .. m3 m3 | m4 m4 .. m7 m7 */
-    const __m256i mins_dup = _mm256_setr_epi8(
-        8, -128, 8, -128, 9, -128, 9, -128, 10, -128, 10, -128, 11, -128, 11, -128, 12, -128, 12,
-        -128, 13, -128, 13, -128, 14, -128, 14, -128, 15, -128, 15, -128);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    __m512 acc[AR_MAX_NR];
+    __m256 accm[AR_MAX_NR];
+    for (int r = 0; r < nr; r++) {
+        acc[r] = _mm512_setzero_ps();
+        accm[r] = _mm256_setzero_ps();
+    }
     for (int64_t ib = 0; ib < n / QK_K; ib++, w += bsize, qs += bsize) {
-        const int8_t *a = x[ib].qs;
-        const __m128i head = loadu128(w);
-        const __m512i sm = _mm512_broadcast_i32x4(unpack_scales_k4(head)); /* in every lane */
-        /* [d, dmin] * dx */
-        uint32_t d_dmin;
-        memcpy(&d_dmin, w, sizeof d_dmin);
-        const __m128 dd =
-            _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)d_dmin)), _mm_set1_ps(x[ib].d));
-        /* mins: sum_j mn[j] * (bsums[2j] + bsums[2j + 1]) */
-        const __m256i msum = _mm256_madd_epi16(
-            _mm256_shuffle_epi8(_mm512_castsi512_si256(sm), mins_dup), loadu256(x[ib].bsums));
+        const ar_block_q8k *xb[AR_MAX_NR];
+        __m512i sumi[AR_MAX_NR];
+        for (int r = 0; r < nr; r++) {
+            xb[r] = q8k_block(x, stride, r, ib);
+            sumi[r] = _mm512_setzero_si512();
+        }
+        const __m512i sm = _mm512_broadcast_i32x4(unpack_scales_k4(loadu128(w))); /* all lanes */
         const __m512i qh = hbits ? bcast256(w + 16) : _mm512_setzero_si512();
-
-        __m512i sumi = _mm512_setzero_si512();
         for (int j = 0; j < 4; j++) { /* sub-blocks 2j (low nibbles) and 2j + 1 (high) */
             __m512i u = _mm512_and_si512(_mm512_srlv_epi16(bcast256(qs + 32 * j), nibble), m4);
             if (hbits) {
@@ -243,39 +216,57 @@ INLINE float dot_k4(int64_t n, const uint8_t *w, const ar_block_q8k *x, int hbit
                     qh, halves8((char)(1 << (2 * j)), (char)(1 << (2 * j + 1))));
                 u = _mm512_mask_add_epi8(u, high, u, sixteen);
             }
-            sumi = dot64(sumi, u, a + 64 * j,
-                         _mm512_shuffle_epi8(sm, pick8(2 * j, 2 * j, 2 * j + 1, 2 * j + 1)));
+            const __m512i s = _mm512_shuffle_epi8(sm, pick8(2 * j, 2 * j, 2 * j + 1, 2 * j + 1));
+            for (int r = 0; r < nr; r++) sumi[r] = dot64(sumi[r], u, xb[r]->qs + 64 * j, s);
         }
-        acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi), acc);
-        accm = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(msum),
-                               accm);
+        /* [d, dmin] as floats; mins: sum_j mn[j] * (bsums[2j] + bsums[2j + 1]) */
+        uint32_t d_dmin;
+        memcpy(&d_dmin, w, sizeof d_dmin);
+        const __m128 ddw = _mm_cvtph_ps(_mm_cvtsi32_si128((int)d_dmin));
+        const __m256i mn = _mm256_shuffle_epi8(_mm512_castsi512_si256(sm), mins_dup_k4());
+        for (int r = 0; r < nr; r++) {
+            const __m128 dd = _mm_mul_ps(ddw, _mm_set1_ps(xb[r]->d)); /* [d, dmin] * dx */
+            const __m256i msum = _mm256_madd_epi16(mn, loadu256(xb[r]->bsums));
+            acc[r] =
+                _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi[r]), acc[r]);
+            accm[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)),
+                                      _mm256_cvtepi32_ps(msum), accm[r]);
+        }
     }
-    return _mm512_reduce_add_ps(acc) -
-           hsum128(_mm_add_ps(_mm256_castps256_ps128(accm), _mm256_extractf128_ps(accm, 1)));
+    for (int r = 0; r < nr; r++) ys[r] = _mm512_reduce_add_ps(acc[r]) - hsum256(accm[r]);
 }
 
-static float vec_dot_q4_k(int64_t n, const void *vw, const void *vx) {
-    return dot_k4(n, vw, vx, 0);
+INLINE void dot_q4_k(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
+                     float *ys) {
+    dot_k4(n, w, x, stride, nr, 0, ys);
 }
 
-static float vec_dot_q5_k(int64_t n, const void *vw, const void *vx) {
-    return dot_k4(n, vw, vx, 1);
+INLINE void dot_q5_k(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
+                     float *ys) {
+    dot_k4(n, w, x, stride, nr, 1, ys);
 }
+
+QK_DEFINE_DOTS(q4_k, dot_q4_k)
+QK_DEFINE_DOTS(q5_k, dot_q5_k)
 
 /* --- Q6_K --------------------------------------------------------------------------------- */
 
-static float vec_dot_q6_k(int64_t n, const void *vw, const void *vx) {
-    const uint8_t *w = vw;
-    const ar_block_q8k *x = vx;
+INLINE void dot_q6_k(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
+                     float *ys) {
     const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
     /* qh bits 2g..2g+1 to bits 4..5: groups 0, 1 shift left 4, 2; groups 2, 3 right 0, 2 */
     const __m512i shl01 = halves16(4, 2), shr23 = halves16(0, 2);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[AR_MAX_NR];
+    for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
     for (int64_t ib = 0; ib < n / QK_K; ib++, w += sizeof(block_q6_K)) {
-        const int8_t *a = x[ib].qs;
         const __m256i sc = _mm256_cvtepi8_epi16(loadu128(w + 192));
-        /* u = q + 32 (0..63): take back 32 * sum scale * bsum */
-        __m512i sumi = neg_low(_mm256_slli_epi32(_mm256_madd_epi16(sc, loadu256(x[ib].bsums)), 5));
+        const ar_block_q8k *xb[AR_MAX_NR];
+        __m512i sumi[AR_MAX_NR];
+        for (int r = 0; r < nr; r++) {
+            xb[r] = q8k_block(x, stride, r, ib);
+            /* u = q + 32 (0..63): take back 32 * sum scale * bsum */
+            sumi[r] = neg_low(_mm256_slli_epi32(_mm256_madd_epi16(sc, loadu256(xb[r]->bsums)), 5));
+        }
         for (int h = 0; h < 2; h++) {
             const __m512i ql = loadu512(w + 64 * h); /* low nibbles: groups 0, 1; high: 2, 3 */
             const __m512i qh = bcast256(w + 128 + 32 * h);
@@ -286,14 +277,22 @@ static float vec_dot_q6_k(int64_t n, const void *vw, const void *vx) {
             /* (nibbles & 0x0f) | high bits, in one ternary-logic op */
             const __m512i u01 = _mm512_ternarylogic_epi32(ql, h01, m4, 0xec);
             const __m512i u23 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), h23, m4, 0xec);
-            sumi = dot64(sumi, u01, a + 128 * h, _mm512_shuffle_epi8(sch, pick16(0, 1, 2, 3)));
-            sumi = dot64(sumi, u23, a + 128 * h + 64, _mm512_shuffle_epi8(sch, pick16(4, 5, 6, 7)));
+            const __m512i s01 = _mm512_shuffle_epi8(sch, pick16(0, 1, 2, 3));
+            const __m512i s23 = _mm512_shuffle_epi8(sch, pick16(4, 5, 6, 7));
+            for (int r = 0; r < nr; r++) {
+                sumi[r] = dot64(sumi[r], u01, xb[r]->qs + 128 * h, s01);
+                sumi[r] = dot64(sumi[r], u23, xb[r]->qs + 128 * h + 64, s23);
+            }
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(load_fp16(w + 208) * x[ib].d),
-                              _mm512_cvtepi32_ps(sumi), acc);
+        const float d = load_fp16(w + 208);
+        for (int r = 0; r < nr; r++)
+            acc[r] =
+                _mm512_fmadd_ps(_mm512_set1_ps(d * xb[r]->d), _mm512_cvtepi32_ps(sumi[r]), acc[r]);
     }
-    return _mm512_reduce_add_ps(acc);
+    for (int r = 0; r < nr; r++) ys[r] = _mm512_reduce_add_ps(acc[r]);
 }
+
+QK_DEFINE_DOTS(q6_k, dot_q6_k)
 
 void ar_kernels_fill_qk_avx512(ar_kernels *k) {
     k->vec_dot[AR_TYPE_Q2_K] = vec_dot_q2_k;
@@ -301,4 +300,9 @@ void ar_kernels_fill_qk_avx512(ar_kernels *k) {
     k->vec_dot[AR_TYPE_Q4_K] = vec_dot_q4_k;
     k->vec_dot[AR_TYPE_Q5_K] = vec_dot_q5_k;
     k->vec_dot[AR_TYPE_Q6_K] = vec_dot_q6_k;
+    k->vec_dot_n[AR_TYPE_Q2_K] = vec_dot_n_q2_k;
+    k->vec_dot_n[AR_TYPE_Q3_K] = vec_dot_n_q3_k;
+    k->vec_dot_n[AR_TYPE_Q4_K] = vec_dot_n_q4_k;
+    k->vec_dot_n[AR_TYPE_Q5_K] = vec_dot_n_q5_k;
+    k->vec_dot_n[AR_TYPE_Q6_K] = vec_dot_n_q6_k;
 }

@@ -11,11 +11,16 @@
  *   valid blocks (random bytes, sane float16 scales) at several activation magnitudes,
  *   rows of 256, 512, 1536 and 8960, weights at even and odd addresses: quantized
  *   activations identical byte for byte, dot products within 1e-5 of the sum of |terms|.
+ * - vec_dot_n, the multi-row form: the scalar tier leaves it NULL (callers loop vec_dot);
+ *   every SIMD tier gives, for 1..AR_MAX_NR activation rows at a stride that is not a
+ *   multiple of 64 bytes and weights at an odd address, results bit-identical (memcmp) to
+ *   its vec_dot on each row alone, and writes no more than nr results.
  * - The error of the whole int8 path against the float64 dot of the dequantized weights
  *   with the original float activations (numbers below, in test_int8_path_error).
  *
  * Set AR_QK_BENCH=1 to also print ns per dot and GB/s of weight bytes for each type and
- * tier (test_speed; it only prints).
+ * tier, and for vec_dot_n the ns per weight row times 4 activation rows against 4
+ * single-row calls (test_speed; it only prints).
  */
 #include "testutil.h"
 
@@ -499,6 +504,128 @@ static void test_tier_avx512(void **state) {
     check_tier(AR_CPU_AVX512);
 }
 
+/* --- vec_dot_n: several activation rows ---------------------------------------------- */
+
+/* Activation rows are this many bytes apart: a whole number of Q8K blocks (so every block
+ * stays aligned for its float) plus 36 bytes, which is not a multiple of 64 for any n. */
+static size_t act_stride(int64_t n) {
+    const size_t s = (size_t)(n / AR_QK8K) * sizeof(ar_block_q8k) + 36;
+    assert_true(s % 64 != 0 && s % _Alignof(ar_block_q8k) == 0);
+    return s;
+}
+
+/* vec_dot_n on nr rows of x (rows `stride` bytes apart) against vec_dot on each row: the
+ * weights are copied to an odd address of an exactly-sized allocation and the rows to an
+ * exactly-sized buffer (ASan catches a read past either); results are compared as bytes,
+ * and ys[nr..] must keep their sentinel. */
+static void compare_dot_n(const ar_kernels *k, ar_type type, const uint8_t *w, const uint8_t *x,
+                          size_t stride, int64_t n, int nr, const char *what) {
+    const size_t wbytes = (size_t)(n / QK_K) * (size_t)traits(type)->type_size;
+    const size_t xbytes = (size_t)(nr - 1) * stride + (size_t)(n / AR_QK8K) * sizeof(ar_block_q8k);
+    uint8_t *wbuf = malloc(wbytes + 1), *xbuf = malloc(xbytes);
+    assert_true(wbuf && xbuf);
+    memcpy(wbuf + 1, w, wbytes);
+    memcpy(xbuf, x, xbytes);
+    float want[AR_MAX_NR + 1], got[AR_MAX_NR + 1];
+    for (int r = 0; r < nr; r++) want[r] = k->vec_dot[type](n, wbuf + 1, xbuf + (size_t)r * stride);
+    for (int r = 0; r <= AR_MAX_NR; r++) got[r] = -12345.0f;
+    k->vec_dot_n[type](n, wbuf + 1, xbuf, stride, nr, got);
+    for (int r = 0; r < nr; r++) {
+        if (memcmp(&got[r], &want[r], sizeof got[r]) != 0)
+            fail_msg("%s %s vec_dot_n n=%lld nr=%d (%s): row %d gives %.9g, vec_dot %.9g",
+                     ar_cpu_tier_name(k->tier), traits(type)->name, (long long)n, nr, what, r,
+                     (double)got[r], (double)want[r]);
+    }
+    for (int r = nr; r <= AR_MAX_NR; r++)
+        if (got[r] != -12345.0f)
+            fail_msg("%s %s vec_dot_n nr=%d wrote ys[%d]", ar_cpu_tier_name(k->tier),
+                     traits(type)->name, nr, r);
+    free(xbuf);
+    free(wbuf);
+}
+
+static void check_dot_n(ar_cpu_tier tier) {
+    ar_kernels k;
+    if (ar_kernels_get(tier, &k) != AR_OK) {
+        printf("  %s: not supported by this CPU, skipped\n", ar_cpu_tier_name(tier));
+        skip();
+    }
+    for (size_t t = 0; t < N_QK_TYPES; t++) {
+        assert_non_null(k.vec_dot_n[qk_types[t]]);
+        float y[AR_MAX_NR];
+        for (int nr = 1; nr <= AR_MAX_NR; nr++) { /* empty rows read nothing, give 0 */
+            for (int r = 0; r < nr; r++) y[r] = 1.0f;
+            k.vec_dot_n[qk_types[t]](0, "", "", 0, nr, y);
+            for (int r = 0; r < nr; r++) assert_true(y[r] == 0.0f);
+        }
+    }
+    static const int64_t sizes[] = {256, 1536, 8960};
+    const int64_t nmax = 8960;
+    const size_t smax = act_stride(nmax);
+    float *xf = malloc(nmax * sizeof *xf);
+    uint8_t *x = malloc(AR_MAX_NR * smax), *w = malloc((size_t)(nmax / QK_K) * 210);
+    assert_true(xf && x && w);
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        const int64_t n = sizes[s];
+        const size_t stride = act_stride(n);
+        for (int rep = 0; rep < 6; rep++) {
+            /* each row its own style and magnitude; the padding between rows is garbage */
+            memset(x, 0xa5, AR_MAX_NR * smax);
+            for (int r = 0; r < AR_MAX_NR; r++) {
+                fill_activations(xf, n, (rep + r) % ACT_STYLES, pow(10.0, (rep + 2 * r) % 7 - 3));
+                k.quantize_q8k(xf, x + (size_t)r * stride, n);
+            }
+            char what[64];
+            snprintf(what, sizeof what, "random blocks, rep %d", rep);
+            for (size_t t = 0; t < N_QK_TYPES; t++) {
+                fill_random_blocks(qk_types[t], w, n / QK_K);
+                for (int nr = 1; nr <= AR_MAX_NR; nr++)
+                    compare_dot_n(&k, qk_types[t], w, x, stride, n, nr, what);
+            }
+        }
+    }
+    /* extreme blocks (the SIMD tiers' int16 limits), a different variant in each row */
+    const int64_t n = 1024;
+    const size_t stride = act_stride(n);
+    for (size_t t = 0; t < N_QK_TYPES; t++) {
+        for (int variant = 0; variant < 8; variant++) {
+            ar_block_q8k xe[4];
+            for (int r = 0; r < AR_MAX_NR; r++) {
+                fill_extreme(qk_types[t], w, 4, xe, (variant + 3 * r) % 8);
+                memcpy(x + (size_t)r * stride, xe, sizeof xe);
+            }
+            fill_extreme(qk_types[t], w, 4, xe, variant);
+            for (int nr = 1; nr <= AR_MAX_NR; nr++)
+                compare_dot_n(&k, qk_types[t], w, x, stride, n, nr, "extreme blocks");
+        }
+    }
+    printf("  %s vec_dot_n: bit-identical to vec_dot for nr 1..%d, every k-quant\n",
+           ar_cpu_tier_name(tier), AR_MAX_NR);
+    free(w);
+    free(x);
+    free(xf);
+}
+
+static void test_dot_n_scalar(void **state) {
+    (void)state;
+    /* documented: the scalar tier has no multi-row form, callers loop vec_dot */
+    ar_kernels k = kernels_of(AR_CPU_SCALAR);
+    for (size_t t = 0; t < N_QK_TYPES; t++) {
+        assert_non_null(k.vec_dot[qk_types[t]]);
+        assert_null(k.vec_dot_n[qk_types[t]]);
+    }
+}
+
+static void test_dot_n_avx2(void **state) {
+    (void)state;
+    check_dot_n(AR_CPU_AVX2);
+}
+
+static void test_dot_n_avx512(void **state) {
+    (void)state;
+    check_dot_n(AR_CPU_AVX512);
+}
+
 /* --- The int8 path against float ------------------------------------------------------ */
 
 /* How far the int8 path (activations rounded to Q8K) lands from the float64 dot of the same
@@ -566,6 +693,20 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* ns = the time per weight row of `body` (which uses r, the row) over `rows` weight rows,
+ * repeated until `secs` have passed. */
+#define TIME_ROWS(ns, secs, body)                                                                  \
+    do {                                                                                           \
+        long reps_ = 0;                                                                            \
+        const double t0_ = now_s();                                                                \
+        double t1_;                                                                                \
+        do {                                                                                       \
+            for (int r = 0; r < rows; r++) body;                                                   \
+            reps_ += rows;                                                                         \
+        } while ((t1_ = now_s()) - t0_ < (secs));                                                  \
+        ns = 1e9 * (t1_ - t0_) / (double)reps_;                                                    \
+    } while (0)
+
 static void test_speed(void **state) {
     (void)state;
     const char *env = getenv("AR_QK_BENCH");
@@ -573,11 +714,12 @@ static void test_speed(void **state) {
     static const int64_t sizes[] = {1536, 8960};
     const int64_t nmax = 8960;
     const int rows = 64; /* a few rows, so the weights stay in L2 like a matmul's slice */
+    const size_t smax = act_stride(nmax);
     float *xf = malloc(nmax * sizeof *xf);
-    ar_block_q8k *x8 = malloc((size_t)(nmax / AR_QK8K) * sizeof *x8);
+    uint8_t *x = malloc(AR_MAX_NR * smax);
     uint8_t *w = malloc((size_t)rows * (size_t)(nmax / QK_K) * 210 + 1);
-    assert_true(xf && x8 && w);
-    printf("  %-6s %-7s %6s %10s %8s\n", "type", "tier", "n", "ns/dot", "GB/s");
+    assert_true(xf && x && w);
+    printf("  single row:\n  %-6s %-7s %6s %10s %8s\n", "type", "tier", "n", "ns/dot", "GB/s");
     for (int tier = AR_CPU_SCALAR; tier <= AR_CPU_AVX512; tier++) {
         ar_kernels k;
         if (ar_kernels_get((ar_cpu_tier)tier, &k) != AR_OK) continue;
@@ -587,7 +729,7 @@ static void test_speed(void **state) {
             double t0 = now_s();
             int qreps = 0;
             do {
-                for (int i = 0; i < 100; i++) k.quantize_q8k(xf, x8, n);
+                for (int i = 0; i < 100; i++) k.quantize_q8k(xf, x, n);
                 qreps += 100;
             } while (now_s() - t0 < 0.05);
             printf("  %-6s %-7s %6lld %10.1f\n", "q8k", ar_cpu_tier_name(k.tier), (long long)n,
@@ -597,23 +739,59 @@ static void test_speed(void **state) {
                 const size_t row_bytes = (size_t)(n / QK_K) * (size_t)traits(type)->type_size;
                 fill_random_blocks(type, w, rows * (n / QK_K));
                 volatile float sink = 0.0f;
-                long reps = 0;
-                t0 = now_s();
-                double t1;
-                do {
-                    for (int r = 0; r < rows; r++)
-                        sink += k.vec_dot[type](n, w + r * row_bytes, x8);
-                    reps += rows;
-                } while ((t1 = now_s()) - t0 < (tier == AR_CPU_SCALAR ? 0.05 : 0.2));
-                const double ns = 1e9 * (t1 - t0) / (double)reps;
+                double ns;
+                TIME_ROWS(ns, tier == AR_CPU_SCALAR ? 0.05 : 0.2,
+                          sink += k.vec_dot[type](n, w + r * row_bytes, x));
                 printf("  %-6s %-7s %6lld %10.1f %8.1f\n", traits(type)->name,
                        ar_cpu_tier_name(k.tier), (long long)n, ns, (double)row_bytes / ns);
                 (void)sink;
             }
         }
     }
+    /* One weight row times 4 activation rows: 4 vec_dot calls against one vec_dot_n with 4
+     * rows (and 2 with 2 rows, the accurate precision's pair for one token). */
+    printf("  4 activation rows, ns per weight row:\n  %-6s %-7s %6s %9s %9s %9s %8s\n", "type",
+           "tier", "n", "4x dot", "2x n=2", "1x n=4", "speed-up");
+    for (int tier = AR_CPU_AVX2; tier <= AR_CPU_AVX512; tier++) {
+        ar_kernels k;
+        if (ar_kernels_get((ar_cpu_tier)tier, &k) != AR_OK) continue;
+        for (size_t s = 0; s < 2; s++) {
+            const int64_t n = sizes[s];
+            const size_t stride = act_stride(n);
+            for (int r = 0; r < AR_MAX_NR; r++) {
+                fill_activations(xf, n, ACT_OUTLIERS, 1.0);
+                k.quantize_q8k(xf, x + (size_t)r * stride, n);
+            }
+            for (size_t t = 0; t < N_QK_TYPES; t++) {
+                const ar_type type = qk_types[t];
+                const size_t row_bytes = (size_t)(n / QK_K) * (size_t)traits(type)->type_size;
+                fill_random_blocks(type, w, rows * (n / QK_K));
+                volatile float sink = 0.0f;
+                float ys[AR_MAX_NR];
+                double t_dot, t_n2, t_n4;
+                TIME_ROWS(t_dot, 0.2, {
+                    for (int i = 0; i < AR_MAX_NR; i++)
+                        sink += k.vec_dot[type](n, w + r * row_bytes, x + (size_t)i * stride);
+                });
+                TIME_ROWS(t_n2, 0.2, {
+                    for (int i = 0; i < AR_MAX_NR; i += 2) {
+                        k.vec_dot_n[type](n, w + r * row_bytes, x + (size_t)i * stride, stride, 2,
+                                          ys);
+                        sink += ys[0] + ys[1];
+                    }
+                });
+                TIME_ROWS(t_n4, 0.2, {
+                    k.vec_dot_n[type](n, w + r * row_bytes, x, stride, AR_MAX_NR, ys);
+                    sink += ys[0] + ys[3];
+                });
+                printf("  %-6s %-7s %6lld %9.1f %9.1f %9.1f %7.2fx\n", traits(type)->name,
+                       ar_cpu_tier_name(k.tier), (long long)n, t_dot, t_n2, t_n4, t_dot / t_n4);
+                (void)sink;
+            }
+        }
+    }
     free(w);
-    free(x8);
+    free(x);
     free(xf);
 }
 
@@ -628,6 +806,9 @@ int main(void) {
         cmocka_unit_test(test_scalar_dot_extremes),
         cmocka_unit_test(test_tier_avx2),
         cmocka_unit_test(test_tier_avx512),
+        cmocka_unit_test(test_dot_n_scalar),
+        cmocka_unit_test(test_dot_n_avx2),
+        cmocka_unit_test(test_dot_n_avx512),
         cmocka_unit_test(test_int8_path_error),
         cmocka_unit_test(test_speed),
     };
