@@ -57,11 +57,25 @@ typedef struct ar_block_q8k {
 } ar_block_q8k;
 _Static_assert(sizeof(ar_block_q8k) == 292, "ar_block_q8k size");
 
+/* 256 activations with 15-bit integers, for the k-quants' accurate path: x[i] ~= d * qs[i],
+ * d = amax / 16383, qs = roundf(x / d) in -16383..16383; bsums[j] = sum of qs[16j..16j+15].
+ * 15 bits (not 16) so that a 256-element block of Q6_K products (|w| <= 32 * 128) cannot
+ * overflow an int32 lane. Same special cases as Q8A (inf/NaN: d = NaN, qs = 0; d below
+ * FLT_MIN: all zero); byte-identical in every tier. */
+#define AR_QK16K 256
+typedef struct ar_block_q16k {
+    float d;
+    int16_t qs[AR_QK16K];
+    int32_t bsums[AR_QK16K / 16];
+} ar_block_q16k;
+_Static_assert(sizeof(ar_block_q16k) == 580, "ar_block_q16k size");
+
 /* The activation format a weight type multiplies with. */
 typedef enum ar_act {
     AR_ACT_F32 = 0, /* float32 rows (F32/F16/BF16 weights, or the float path) */
     AR_ACT_Q8A = 1, /* ar_block_q8a blocks */
-    AR_ACT_Q8K = 2  /* ar_block_q8k blocks */
+    AR_ACT_Q8K = 2, /* ar_block_q8k blocks */
+    AR_ACT_Q16K = 3 /* ar_block_q16k blocks (accurate path of the k-quants) */
 } ar_act;
 
 /* ---- function types ---------------------------------------------------------------------- */
@@ -115,6 +129,12 @@ typedef struct ar_kernels {
     ar_quantize_fn quantize_q8a;
     ar_quantize_fn quantize_q8k;
 
+    /* The k-quants' accurate path: products with Q16K activations (15-bit integers) in one
+     * pass. NULL for the other types (the engine then uses two 8-bit passes). */
+    ar_vec_dot_fn vec_dot16[AR_N_TYPES];
+    ar_vec_dot_n_fn vec_dot16_n[AR_N_TYPES];
+    ar_quantize_fn quantize_q16k;
+
     /* Float vector operations (n any length). */
     float (*dot_f32)(int64_t n, const float *a, const float *b);
     /* ys[r] = dot_f32(n, w, x + r * x_stride) for r < nr (1 <= nr <= AR_MAX_NR; stride in
@@ -151,5 +171,8 @@ void ar_kernels_fill_q32_avx512(ar_kernels *k);
 void ar_kernels_fill_qk_scalar(ar_kernels *k);
 void ar_kernels_fill_qk_avx2(ar_kernels *k);
 void ar_kernels_fill_qk_avx512(ar_kernels *k);
+void ar_kernels_fill_q16_scalar(ar_kernels *k);
+void ar_kernels_fill_q16_avx2(ar_kernels *k);
+void ar_kernels_fill_q16_avx512(ar_kernels *k);
 
 #endif
