@@ -71,7 +71,9 @@ static void size_activations(ar_engine *e) {
     e->max_k = k;
     size_t q8a = (k + AR_QK8A - 1) / AR_QK8A * sizeof(ar_block_q8a);
     size_t q8k = (k + AR_QK8K - 1) / AR_QK8K * sizeof(ar_block_q8k);
+    size_t q16k = (k + AR_QK16K - 1) / AR_QK16K * sizeof(ar_block_q16k);
     e->max_act_row = q8a > q8k ? q8a : q8k;
+    if (q16k > e->max_act_row) e->max_act_row = q16k;
 }
 
 ar_status ar_engine_new(const ar_model *model, const ar_engine_params *params, ar_engine **out) {
@@ -161,11 +163,12 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     float *act = malloc((2 * E + 2 * Q + 2 * s->kv_dim + 2 * F) * b * sizeof(float));
     s->xq_a = malloc(2 * b * e->max_act_row);
     s->xq_k = malloc(2 * b * e->max_act_row);
+    s->xq_16 = malloc(b * e->max_act_row);
     /* per thread: a weight row, attention scores, one converted head row */
     s->scratch_stride =
         (AR_ROW_BLOCK * e->max_k + (size_t)s->p.n_ctx + (size_t)hp->head_dim + 15) & ~(size_t)15;
     s->scratch = malloc((size_t)e->params.n_threads * s->scratch_stride * sizeof(float));
-    if (!s->kv || !act || !s->xq_a || !s->xq_k || !s->scratch) {
+    if (!s->kv || !act || !s->xq_a || !s->xq_k || !s->xq_16 || !s->scratch) {
         free(act);
         return ar_errf(&s->err, AR_ERR_NOMEM,
                        "out of memory for a sequence of %d positions (KV cache %.1f MiB)",
@@ -217,6 +220,7 @@ void ar_seq_free(ar_seq *s) {
     free(s->x);
     free(s->xq_a);
     free(s->xq_k);
+    free(s->xq_16);
     free(s->scratch);
     free(s);
 }

@@ -62,7 +62,7 @@ struct ar_seq {
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
     /* Quantized activations in the Q8A and Q8K formats, 2 * n_batch rows of e->max_act_row
      * bytes each: per token its row, then (AR_PRECISION_ACCURATE) its rounding error's. */
-    uint8_t *xq_a, *xq_k;
+    uint8_t *xq_a, *xq_k, *xq_16;
     float *scratch; /* per-thread scratch, scratch_stride floats each */
     size_t scratch_stride;
 };

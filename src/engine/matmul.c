@@ -6,10 +6,11 @@
  * the input is quantized once and their output rows are split over the threads together.
  *
  * (1) Quantize. When a weight type multiplies with quantized activations (every precision
- *     but float32), the activation rows are quantized once per format (Q8A / Q8K), split
- *     over threads by token. In the accurate precision each token's rounding error is
- *     quantized too and stored right after its row: about 16-bit activations from the same
- *     integer kernels.
+ *     but float32), the activation rows are quantized once per format (Q8A / Q8K / Q16K),
+ *     split over threads by token. In the accurate precision the k-quants take 15-bit
+ *     activations (Q16K) where the tier has those kernels; the other types take 8-bit
+ *     blocks and, right after each token's row, its rounding error quantized again: about
+ *     16-bit activations from the same integer kernels.
  * (2) Multiply. The output rows of all matrices are split evenly over the threads; each
  *     thread walks the tokens in tiles (a tile of activations stays in cache) and, for each
  *     block of AR_ROW_BLOCK weight rows, takes the products with the tile's tokens, several
@@ -29,11 +30,12 @@ typedef struct mm_job {
     int64_t ldx, K;
     const ar_mm_out *outs;
     int n_outs;
+    ar_act act_of[MAX_OUTS]; /* the activation format each output multiplies with */
     int64_t total_rows;
-    bool paired; /* each token's quantized row is followed by its rounding error's */
+    bool paired; /* Q8A/Q8K: each token's row is followed by its rounding error's */
     /* Quantized activations per format (index ar_act), NULL when no matrix needs it. */
-    uint8_t *xq[3];
-    size_t xq_row[3];
+    uint8_t *xq[4];
+    size_t xq_row[4];
     float *scratch;
     size_t scratch_stride;
 } mm_job;
@@ -61,15 +63,18 @@ static void quantize_rows(int ith, int nth, void *ctx) {
     const mm_job *j = ctx;
     const ar_kernels *k = &j->e->k;
     float *r = j->scratch + (size_t)ith * j->scratch_stride;
-    int per_token = j->paired ? 2 : 1;
-    for (int act = AR_ACT_Q8A; act <= AR_ACT_Q8K; act++) {
+    for (int act = AR_ACT_Q8A; act <= AR_ACT_Q16K; act++) {
         if (!j->xq[act]) continue;
-        ar_quantize_fn quantize = act == AR_ACT_Q8A ? k->quantize_q8a : k->quantize_q8k;
+        ar_quantize_fn quantize = act == AR_ACT_Q8A   ? k->quantize_q8a
+                                  : act == AR_ACT_Q8K ? k->quantize_q8k
+                                                      : k->quantize_q16k;
+        bool paired = j->paired && act != AR_ACT_Q16K;
+        int per_token = paired ? 2 : 1;
         for (int t = ith; t < j->n_tok; t += nth) {
             const float *x = j->x + (size_t)t * j->ldx;
             uint8_t *q = j->xq[act] + (size_t)t * per_token * j->xq_row[act];
             quantize(x, q, j->K);
-            if (!j->paired) continue;
+            if (!paired) continue;
             rounding_error(x, q, j->K, (ar_act)act, r);
             quantize(r, q + j->xq_row[act], j->K);
         }
@@ -78,13 +83,16 @@ static void quantize_rows(int ith, int nth, void *ctx) {
 
 /* ys[r] = dot(wrow, activation row r) for nr rows `stride` bytes apart: the kernel's
  * multi-row form, or one call per row. */
-static void dot_rows(const ar_kernels *k, uint32_t type, int64_t K, const void *wrow,
+static void dot_rows(const ar_kernels *k, ar_act act, uint32_t type, int64_t K, const void *wrow,
                      const uint8_t *x, size_t stride, int nr, float *ys) {
-    if (k->vec_dot_n[type]) {
-        k->vec_dot_n[type](K, wrow, x, stride, nr, ys);
+    bool wide = act == AR_ACT_Q16K;
+    ar_vec_dot_n_fn many = wide ? k->vec_dot16_n[type] : k->vec_dot_n[type];
+    if (many) {
+        many(K, wrow, x, stride, nr, ys);
         return;
     }
-    for (int r = 0; r < nr; r++) ys[r] = k->vec_dot[type](K, wrow, x + (size_t)r * stride);
+    ar_vec_dot_fn one = wide ? k->vec_dot16[type] : k->vec_dot[type];
+    for (int r = 0; r < nr; r++) ys[r] = one(K, wrow, x + (size_t)r * stride);
 }
 
 static void dot_rows_f32(const ar_kernels *k, int64_t K, const float *w, const float *x,
@@ -107,8 +115,8 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
     const ar_tensor *w = o->w;
     size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
     float ys[AR_MAX_NR];
-    ar_act act = k->act[w->type];
-    if (act == AR_ACT_F32 || !j->xq[act]) { /* float path: rows converted once per tile */
+    ar_act act = j->act_of[o - j->outs];
+    if (act == AR_ACT_F32) { /* float path: rows converted once per tile */
         for (int64_t r = r0; r < r1; r++)
             if (w->type != AR_TYPE_F32)
                 k->to_float[w->type](w->data + (size_t)r * w_row,
@@ -126,18 +134,19 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
         }
         return;
     }
-    int per_token = j->paired ? 2 : 1, step = AR_MAX_NR / per_token;
+    bool paired = j->paired && act != AR_ACT_Q16K;
+    int per_token = paired ? 2 : 1, step = AR_MAX_NR / per_token;
     size_t row_bytes = j->xq_row[act];
     for (int t = t0; t < t1; t += step) {
         int nt = t1 - t < step ? t1 - t : step;
         const uint8_t *xg = j->xq[act] + (size_t)t * per_token * row_bytes;
         for (int64_t r = r0; r < r1; r++) {
-            dot_rows(k, w->type, j->K, w->data + (size_t)r * w_row, xg, row_bytes, nt * per_token,
-                     ys);
+            dot_rows(k, act, w->type, j->K, w->data + (size_t)r * w_row, xg, row_bytes,
+                     nt * per_token, ys);
             float b = o->bias ? o->bias[r] : 0.0f;
             for (int i = 0; i < nt; i++)
                 o->y[(size_t)(t + i) * o->ldy + r] =
-                    (j->paired ? ys[2 * i] + ys[2 * i + 1] : ys[i]) + b;
+                    (paired ? ys[2 * i] + ys[2 * i + 1] : ys[i]) + b;
         }
     }
 }
@@ -161,6 +170,16 @@ static void multiply_rows(int ith, int nth, void *ctx) {
     }
 }
 
+/* The activations a weight type takes in the engine's precision: float32, 8-bit blocks
+ * (Q8A/Q8K, in the accurate precision paired with their rounding error), or for the
+ * k-quants in the accurate precision the 15-bit Q16K blocks when the tier has kernels. */
+static ar_act activation_format(const ar_engine *e, uint32_t type) {
+    ar_act act = e->k.act[type];
+    if (act == AR_ACT_F32 || e->params.precision == AR_PRECISION_FLOAT32) return AR_ACT_F32;
+    if (e->params.precision == AR_PRECISION_ACCURATE && e->k.vec_dot16[type]) return AR_ACT_Q16K;
+    return act;
+}
+
 void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar_mm_out *outs,
                      int n_outs) {
     const ar_engine *e = s->e;
@@ -179,11 +198,14 @@ void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar
     bool quantize = false;
     for (int o = 0; o < n_outs; o++) {
         j.total_rows += outs[o].w->ne[1];
-        ar_act act = e->k.act[outs[o].w->type];
-        if (act == AR_ACT_F32 || e->params.precision == AR_PRECISION_FLOAT32) continue;
-        j.xq[act] = act == AR_ACT_Q8A ? s->xq_a : s->xq_k;
+        ar_act act = activation_format(e, outs[o].w->type);
+        j.act_of[o] = act;
+        if (act == AR_ACT_F32) continue;
+        j.xq[act] = act == AR_ACT_Q8A ? s->xq_a : act == AR_ACT_Q8K ? s->xq_k : s->xq_16;
         j.xq_row[act] = (size_t)j.K / (act == AR_ACT_Q8A ? AR_QK8A : AR_QK8K) *
-                        (act == AR_ACT_Q8A ? sizeof(ar_block_q8a) : sizeof(ar_block_q8k));
+                        (act == AR_ACT_Q8A   ? sizeof(ar_block_q8a)
+                         : act == AR_ACT_Q8K ? sizeof(ar_block_q8k)
+                                             : sizeof(ar_block_q16k));
         quantize = true;
     }
     if (quantize) ar_pool_run(e->pool, quantize_rows, &j);
