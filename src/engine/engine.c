@@ -163,7 +163,8 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     float *act = malloc((2 * E + 2 * Q + 2 * s->kv_dim + 2 * F) * b * sizeof(float));
     s->xq_a = malloc(2 * b * e->max_act_row);
     s->xq_k = malloc(2 * b * e->max_act_row);
-    s->xq_16 = malloc(b * e->max_act_row);
+    /* Q16K rows are whole 640-byte blocks: 64-byte aligned rows keep their loads aligned. */
+    s->xq_16 = aligned_alloc(64, (b * e->max_act_row + 63) & ~(size_t)63);
     /* per thread: a weight row, attention scores, one converted head row */
     s->scratch_stride =
         (AR_ROW_BLOCK * e->max_k + (size_t)s->p.n_ctx + (size_t)hp->head_dim + 15) & ~(size_t)15;

@@ -64,11 +64,12 @@ _Static_assert(sizeof(ar_block_q8k) == 292, "ar_block_q8k size");
  * FLT_MIN: all zero); byte-identical in every tier. */
 #define AR_QK16K 256
 typedef struct ar_block_q16k {
+    int16_t qs[AR_QK16K];         /* first: 64-byte aligned when the block is */
+    int32_t bsums[AR_QK16K / 16]; /* 64 bytes */
     float d;
-    int16_t qs[AR_QK16K];
-    int32_t bsums[AR_QK16K / 16];
+    uint8_t pad[60]; /* 640 bytes in all, so consecutive blocks stay 64-byte aligned */
 } ar_block_q16k;
-_Static_assert(sizeof(ar_block_q16k) == 580, "ar_block_q16k size");
+_Static_assert(sizeof(ar_block_q16k) == 640, "ar_block_q16k size");
 
 /* The activation format a weight type multiplies with. */
 typedef enum ar_act {
