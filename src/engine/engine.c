@@ -72,8 +72,10 @@ static void size_activations(ar_engine *e) {
     size_t q8a = (k + AR_QK8A - 1) / AR_QK8A * sizeof(ar_block_q8a);
     size_t q8k = (k + AR_QK8K - 1) / AR_QK8K * sizeof(ar_block_q8k);
     size_t q16k = (k + AR_QK16K - 1) / AR_QK16K * sizeof(ar_block_q16k);
+    size_t q16a = ar_q16a_row_bytes((int64_t)((k + AR_QK16A - 1) / AR_QK16A * AR_QK16A));
     e->max_act_row = q8a > q8k ? q8a : q8k;
     if (q16k > e->max_act_row) e->max_act_row = q16k;
+    if (q16a > e->max_act_row) e->max_act_row = q16a;
 }
 
 ar_status ar_engine_new(const ar_model *model, const ar_engine_params *params, ar_engine **out) {
@@ -165,11 +167,12 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     s->xq_k = malloc(2 * b * e->max_act_row);
     /* Q16K rows are whole 640-byte blocks: 64-byte aligned rows keep their loads aligned. */
     s->xq_16 = aligned_alloc(64, (b * e->max_act_row + 63) & ~(size_t)63);
+    s->xq_16a = aligned_alloc(64, (b * e->max_act_row + 63) & ~(size_t)63);
     /* per thread: a weight row, attention scores, one converted head row */
     s->scratch_stride =
         (AR_ROW_BLOCK * e->max_k + (size_t)s->p.n_ctx + (size_t)hp->head_dim + 15) & ~(size_t)15;
     s->scratch = malloc((size_t)e->params.n_threads * s->scratch_stride * sizeof(float));
-    if (!s->kv || !act || !s->xq_a || !s->xq_k || !s->xq_16 || !s->scratch) {
+    if (!s->kv || !act || !s->xq_a || !s->xq_k || !s->xq_16 || !s->xq_16a || !s->scratch) {
         free(act);
         return ar_errf(&s->err, AR_ERR_NOMEM,
                        "out of memory for a sequence of %d positions (KV cache %.1f MiB)",
@@ -222,6 +225,7 @@ void ar_seq_free(ar_seq *s) {
     free(s->xq_a);
     free(s->xq_k);
     free(s->xq_16);
+    free(s->xq_16a);
     free(s->scratch);
     free(s);
 }

@@ -60,9 +60,10 @@ struct ar_seq {
     uint8_t *kv;    /* n_layers * 2 * n_ctx * kv_dim elements */
 
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
-    /* Quantized activations in the Q8A and Q8K formats, 2 * n_batch rows of e->max_act_row
-     * bytes each: per token its row, then (AR_PRECISION_ACCURATE) its rounding error's. */
-    uint8_t *xq_a, *xq_k, *xq_16;
+    /* Quantized activations per format: Q8A and Q8K (2 * n_batch rows of e->max_act_row
+     * bytes: per token its row, then in the accurate precision its rounding error's), and
+     * Q16K and Q16A (n_batch rows each, 64-byte aligned). */
+    uint8_t *xq_a, *xq_k, *xq_16, *xq_16a;
     float *scratch; /* per-thread scratch, scratch_stride floats each */
     size_t scratch_stride;
 };

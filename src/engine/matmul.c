@@ -34,8 +34,8 @@ typedef struct mm_job {
     int64_t total_rows;
     bool paired; /* Q8A/Q8K: each token's row is followed by its rounding error's */
     /* Quantized activations per format (index ar_act), NULL when no matrix needs it. */
-    uint8_t *xq[4];
-    size_t xq_row[4];
+    uint8_t *xq[5];
+    size_t xq_row[5];
     float *scratch;
     size_t scratch_stride;
 } mm_job;
@@ -63,12 +63,13 @@ static void quantize_rows(int ith, int nth, void *ctx) {
     const mm_job *j = ctx;
     const ar_kernels *k = &j->e->k;
     float *r = j->scratch + (size_t)ith * j->scratch_stride;
-    for (int act = AR_ACT_Q8A; act <= AR_ACT_Q16K; act++) {
+    for (int act = AR_ACT_Q8A; act <= AR_ACT_Q16A; act++) {
         if (!j->xq[act]) continue;
-        ar_quantize_fn quantize = act == AR_ACT_Q8A   ? k->quantize_q8a
-                                  : act == AR_ACT_Q8K ? k->quantize_q8k
-                                                      : k->quantize_q16k;
-        bool paired = j->paired && act != AR_ACT_Q16K;
+        ar_quantize_fn quantize = act == AR_ACT_Q8A    ? k->quantize_q8a
+                                  : act == AR_ACT_Q8K  ? k->quantize_q8k
+                                  : act == AR_ACT_Q16K ? k->quantize_q16k
+                                                       : k->quantize_q16a;
+        bool paired = j->paired && (act == AR_ACT_Q8A || act == AR_ACT_Q8K);
         int per_token = paired ? 2 : 1;
         for (int t = ith; t < j->n_tok; t += nth) {
             const float *x = j->x + (size_t)t * j->ldx;
@@ -85,7 +86,7 @@ static void quantize_rows(int ith, int nth, void *ctx) {
  * multi-row form, or one call per row. */
 static void dot_rows(const ar_kernels *k, ar_act act, uint32_t type, int64_t K, const void *wrow,
                      const uint8_t *x, size_t stride, int nr, float *ys) {
-    bool wide = act == AR_ACT_Q16K;
+    bool wide = act == AR_ACT_Q16K || act == AR_ACT_Q16A;
     ar_vec_dot_n_fn many = wide ? k->vec_dot16_n[type] : k->vec_dot_n[type];
     if (many) {
         many(K, wrow, x, stride, nr, ys);
@@ -116,6 +117,24 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
     size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
     float ys[AR_MAX_NR];
     ar_act act = j->act_of[o - j->outs];
+    if (act == AR_ACT_F32 && k->vec_dot_f[w->type]) { /* F16/BF16 rows times float rows */
+        for (int t = t0; t < t1; t += AR_MAX_NR) {
+            int nr = t1 - t < AR_MAX_NR ? t1 - t : AR_MAX_NR;
+            const uint8_t *xg = (const uint8_t *)(j->x + (size_t)t * j->ldx);
+            for (int64_t r = r0; r < r1; r++) {
+                const uint8_t *wrow = w->data + (size_t)r * w_row;
+                if (k->vec_dot_f_n[w->type])
+                    k->vec_dot_f_n[w->type](j->K, wrow, xg, (size_t)j->ldx * sizeof(float), nr, ys);
+                else
+                    for (int i = 0; i < nr; i++)
+                        ys[i] = k->vec_dot_f[w->type](
+                            j->K, wrow, xg + (size_t)i * (size_t)j->ldx * sizeof(float));
+                float b = o->bias ? o->bias[r] : 0.0f;
+                for (int i = 0; i < nr; i++) o->y[(size_t)(t + i) * o->ldy + r] = ys[i] + b;
+            }
+        }
+        return;
+    }
     if (act == AR_ACT_F32) { /* float path: rows converted once per tile */
         for (int64_t r = r0; r < r1; r++)
             if (w->type != AR_TYPE_F32)
@@ -134,7 +153,7 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
         }
         return;
     }
-    bool paired = j->paired && act != AR_ACT_Q16K;
+    bool paired = j->paired && (act == AR_ACT_Q8A || act == AR_ACT_Q8K);
     int per_token = paired ? 2 : 1, step = AR_MAX_NR / per_token;
     size_t row_bytes = j->xq_row[act];
     for (int t = t0; t < t1; t += step) {
@@ -170,13 +189,26 @@ static void multiply_rows(int ith, int nth, void *ctx) {
     }
 }
 
+/* Bytes of one activation row of K elements in format act. */
+static size_t act_row_bytes(ar_act act, int64_t K) {
+    switch (act) {
+    case AR_ACT_Q8A: return (size_t)K / AR_QK8A * sizeof(ar_block_q8a);
+    case AR_ACT_Q8K: return (size_t)K / AR_QK8K * sizeof(ar_block_q8k);
+    case AR_ACT_Q16K: return (size_t)K / AR_QK16K * sizeof(ar_block_q16k);
+    case AR_ACT_Q16A: return ar_q16a_row_bytes(K);
+    case AR_ACT_F32: break;
+    }
+    return (size_t)K * sizeof(float);
+}
+
 /* The activations a weight type takes in the engine's precision: float32, 8-bit blocks
  * (Q8A/Q8K, in the accurate precision paired with their rounding error), or for the
  * k-quants in the accurate precision the 15-bit Q16K blocks when the tier has kernels. */
 static ar_act activation_format(const ar_engine *e, uint32_t type) {
     ar_act act = e->k.act[type];
     if (act == AR_ACT_F32 || e->params.precision == AR_PRECISION_FLOAT32) return AR_ACT_F32;
-    if (e->params.precision == AR_PRECISION_ACCURATE && e->k.vec_dot16[type]) return AR_ACT_Q16K;
+    if (e->params.precision == AR_PRECISION_ACCURATE && e->k.vec_dot16[type])
+        return e->k.act16[type];
     return act;
 }
 
@@ -201,11 +233,11 @@ void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar
         ar_act act = activation_format(e, outs[o].w->type);
         j.act_of[o] = act;
         if (act == AR_ACT_F32) continue;
-        j.xq[act] = act == AR_ACT_Q8A ? s->xq_a : act == AR_ACT_Q8K ? s->xq_k : s->xq_16;
-        j.xq_row[act] = (size_t)j.K / (act == AR_ACT_Q8A ? AR_QK8A : AR_QK8K) *
-                        (act == AR_ACT_Q8A   ? sizeof(ar_block_q8a)
-                         : act == AR_ACT_Q8K ? sizeof(ar_block_q8k)
-                                             : sizeof(ar_block_q16k));
+        j.xq[act] = act == AR_ACT_Q8A    ? s->xq_a
+                    : act == AR_ACT_Q8K  ? s->xq_k
+                    : act == AR_ACT_Q16K ? s->xq_16
+                                         : s->xq_16a;
+        j.xq_row[act] = act_row_bytes(act, j.K);
         quantize = true;
     }
     if (quantize) ar_pool_run(e->pool, quantize_rows, &j);

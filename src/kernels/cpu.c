@@ -68,18 +68,24 @@ ar_status ar_kernels_get(ar_cpu_tier tier, ar_kernels *k) {
     ar_kernels_fill_q32_scalar(k);
     ar_kernels_fill_qk_scalar(k);
     ar_kernels_fill_q16_scalar(k);
+    ar_kernels_fill_q16a_scalar(k);
+    ar_kernels_fill_half_scalar(k);
 #if defined(__x86_64__)
     if (tier >= AR_CPU_AVX2) {
         ar_kernels_fill_float_avx2(k);
         ar_kernels_fill_q32_avx2(k);
         ar_kernels_fill_qk_avx2(k);
         ar_kernels_fill_q16_avx2(k);
+        ar_kernels_fill_q16a_avx2(k);
+        ar_kernels_fill_half_avx2(k);
     }
     if (tier >= AR_CPU_AVX512) {
         ar_kernels_fill_float_avx512(k);
         ar_kernels_fill_q32_avx512(k);
         ar_kernels_fill_qk_avx512(k);
         ar_kernels_fill_q16_avx512(k);
+        ar_kernels_fill_q16a_avx512(k);
+        ar_kernels_fill_half_avx512(k);
     }
 #endif
     return AR_OK;

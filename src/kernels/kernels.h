@@ -71,12 +71,26 @@ typedef struct ar_block_q16k {
 } ar_block_q16k;
 _Static_assert(sizeof(ar_block_q16k) == 640, "ar_block_q16k size");
 
+/* A row of K activations with 15-bit integers in blocks of 32, for the 32-block types'
+ * accurate path (a row layout rather than an array of blocks, so the integers are
+ * contiguous and 64-byte aligned when the row is):
+ *
+ *     int16 qs[K] | float d[K/32] | float s[K/32] | padding to a multiple of 64 bytes
+ *
+ * x[i] ~= d[i/32] * qs[i]; d = amax / 16383 per block of 32, qs = roundf(x / d) in
+ * -16383..16383, s = d * sum(qs of the block); special cases as Q8A. Size: ar_q16a_row_bytes. */
+#define AR_QK16A 32
+static inline size_t ar_q16a_row_bytes(int64_t k) {
+    return ((size_t)k * 2 + (size_t)k / AR_QK16A * 8 + 63) & ~(size_t)63;
+}
+
 /* The activation format a weight type multiplies with. */
 typedef enum ar_act {
-    AR_ACT_F32 = 0, /* float32 rows (F32/F16/BF16 weights, or the float path) */
-    AR_ACT_Q8A = 1, /* ar_block_q8a blocks */
-    AR_ACT_Q8K = 2, /* ar_block_q8k blocks */
-    AR_ACT_Q16K = 3 /* ar_block_q16k blocks (accurate path of the k-quants) */
+    AR_ACT_F32 = 0,  /* float32 rows (F32/F16/BF16 weights, or the float path) */
+    AR_ACT_Q8A = 1,  /* ar_block_q8a blocks */
+    AR_ACT_Q8K = 2,  /* ar_block_q8k blocks */
+    AR_ACT_Q16K = 3, /* ar_block_q16k blocks (accurate path of the k-quants) */
+    AR_ACT_Q16A = 4  /* Q16A rows (accurate path of the 32-block types) */
 } ar_act;
 
 /* ---- function types ---------------------------------------------------------------------- */
@@ -130,11 +144,21 @@ typedef struct ar_kernels {
     ar_quantize_fn quantize_q8a;
     ar_quantize_fn quantize_q8k;
 
-    /* The k-quants' accurate path: products with Q16K activations (15-bit integers) in one
-     * pass. NULL for the other types (the engine then uses two 8-bit passes). */
+    /* The accurate path: products with 15-bit activations in one pass, in the format
+     * act16[type] (Q16K for the k-quants, Q16A for the 32-block types). NULL where a tier
+     * has none (the engine then uses two 8-bit passes). The stride of vec_dot16_n is the
+     * activation row size in bytes. */
+    ar_act act16[AR_N_TYPES];
     ar_vec_dot_fn vec_dot16[AR_N_TYPES];
     ar_vec_dot_n_fn vec_dot16_n[AR_N_TYPES];
     ar_quantize_fn quantize_q16k;
+    ar_quantize_fn quantize_q16a; /* n floats -> one Q16A row */
+
+    /* F16 and BF16 weights times float32 activations without converting the row first:
+     * x is float32 rows (vec_dot_n stride in bytes). NULL: the engine converts the weight
+     * row with to_float and uses dot_f32. */
+    ar_vec_dot_fn vec_dot_f[AR_N_TYPES];
+    ar_vec_dot_n_fn vec_dot_f_n[AR_N_TYPES];
 
     /* Float vector operations (n any length). */
     float (*dot_f32)(int64_t n, const float *a, const float *b);
@@ -175,5 +199,11 @@ void ar_kernels_fill_qk_avx512(ar_kernels *k);
 void ar_kernels_fill_q16_scalar(ar_kernels *k);
 void ar_kernels_fill_q16_avx2(ar_kernels *k);
 void ar_kernels_fill_q16_avx512(ar_kernels *k);
+void ar_kernels_fill_q16a_scalar(ar_kernels *k);
+void ar_kernels_fill_q16a_avx2(ar_kernels *k);
+void ar_kernels_fill_q16a_avx512(ar_kernels *k);
+void ar_kernels_fill_half_scalar(ar_kernels *k);
+void ar_kernels_fill_half_avx2(ar_kernels *k);
+void ar_kernels_fill_half_avx512(ar_kernels *k);
 
 #endif

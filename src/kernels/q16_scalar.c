@@ -255,5 +255,6 @@ void ar_kernels_fill_q16_scalar(ar_kernels *k) {
     k->vec_dot16[AR_TYPE_Q4_K] = vec_dot16_q4_k;
     k->vec_dot16[AR_TYPE_Q5_K] = vec_dot16_q5_k;
     k->vec_dot16[AR_TYPE_Q6_K] = vec_dot16_q6_k;
+    for (int t = AR_TYPE_Q2_K; t <= AR_TYPE_Q6_K; t++) k->act16[t] = AR_ACT_Q16K;
     /* vec_dot16_n stays NULL: callers loop vec_dot16 */
 }
