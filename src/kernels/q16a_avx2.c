@@ -85,11 +85,11 @@ INLINE q16a_layout layout_of(ar_type t) {
     case AR_TYPE_Q4_0: return (q16a_layout){sizeof(block_q4_0), offsetof(block_q4_0, qs), -1, 0, 8};
     case AR_TYPE_Q4_1: return (q16a_layout){sizeof(block_q4_1), offsetof(block_q4_1, qs), -1, 1, 0};
     case AR_TYPE_Q5_0:
-        return (q16a_layout){sizeof(block_q5_0), offsetof(block_q5_0, qs),
-                             offsetof(block_q5_0, qh), 0, 16};
+        return (q16a_layout){sizeof(block_q5_0), offsetof(block_q5_0, qs), offsetof(block_q5_0, qh),
+                             0, 16};
     case AR_TYPE_Q5_1:
-        return (q16a_layout){sizeof(block_q5_1), offsetof(block_q5_1, qs),
-                             offsetof(block_q5_1, qh), 1, 0};
+        return (q16a_layout){sizeof(block_q5_1), offsetof(block_q5_1, qs), offsetof(block_q5_1, qh),
+                             1, 0};
     case AR_TYPE_Q8_0:
     default: return (q16a_layout){sizeof(block_q8_0), offsetof(block_q8_0, qs), -1, 0, 0};
     }
@@ -124,7 +124,8 @@ INLINE __m256i pack16(__m256i a, __m256i b) {
 static void quantize_q16a(const float *x, void *vy, int64_t n) {
     uint8_t *row = vy;
     const int64_t nb = n / AR_QK16A;
-    const size_t off_d = (size_t)n * 2, off_s = off_d + (size_t)nb * 4, head = off_s + (size_t)nb * 4;
+    const size_t off_d = (size_t)n * 2, off_s = off_d + (size_t)nb * 4,
+                 head = off_s + (size_t)nb * 4;
     const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
     for (int64_t ib = 0; ib < nb; ib++, x += AR_QK16A) {
         __m256 v[4];
@@ -152,9 +153,10 @@ static void quantize_q16a(const float *x, void *vy, int64_t n) {
                 for (int j = 0; j < 4; j++) q[j] = quant16(v[j], vd);
                 lo = pack16(q[0], q[1]);
                 hi = pack16(q[2], q[3]);
-                const __m256i t = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]),
-                                                   _mm256_add_epi32(q[2], q[3]));
-                __m128i u = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+                const __m256i t =
+                    _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+                __m128i u =
+                    _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
                 u = _mm_add_epi32(u, _mm_unpackhi_epi64(u, u));
                 u = _mm_add_epi32(u, _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 3, 0, 1)));
                 s = d * (float)_mm_cvtsi128_si32(u);
@@ -241,10 +243,9 @@ INLINE void step(ar_type t, const uint8_t *w, const uint8_t *x, size_t stride, i
         const uint8_t *xb = x + (size_t)r * stride + (size_t)ib * 64;
         const __m256i p0 = _mm256_add_epi32(_mm256_madd_epi16(q0[0], loadu256(xb)),
                                             _mm256_madd_epi16(q0[1], loadu256(xb + 32)));
-        const __m256i p1 = cnt == 2
-                               ? _mm256_add_epi32(_mm256_madd_epi16(q1[0], loadu256(xb + 64)),
-                                                  _mm256_madd_epi16(q1[1], loadu256(xb + 96)))
-                               : _mm256_setzero_si256();
+        const __m256i p1 = cnt == 2 ? _mm256_add_epi32(_mm256_madd_epi16(q1[0], loadu256(xb + 64)),
+                                                       _mm256_madd_epi16(q1[1], loadu256(xb + 96)))
+                                    : _mm256_setzero_si256();
         /* even dwords block ib, odd dwords block ib + 1 */
         const __m256i f =
             _mm256_add_epi32(_mm256_unpacklo_epi32(p0, p1), _mm256_unpackhi_epi32(p0, p1));

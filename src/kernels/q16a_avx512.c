@@ -93,11 +93,11 @@ INLINE q16a_layout layout_of(ar_type t) {
     case AR_TYPE_Q4_0: return (q16a_layout){sizeof(block_q4_0), offsetof(block_q4_0, qs), -1, 0, 8};
     case AR_TYPE_Q4_1: return (q16a_layout){sizeof(block_q4_1), offsetof(block_q4_1, qs), -1, 1, 0};
     case AR_TYPE_Q5_0:
-        return (q16a_layout){sizeof(block_q5_0), offsetof(block_q5_0, qs),
-                             offsetof(block_q5_0, qh), 0, 16};
+        return (q16a_layout){sizeof(block_q5_0), offsetof(block_q5_0, qs), offsetof(block_q5_0, qh),
+                             0, 16};
     case AR_TYPE_Q5_1:
-        return (q16a_layout){sizeof(block_q5_1), offsetof(block_q5_1, qs),
-                             offsetof(block_q5_1, qh), 1, 0};
+        return (q16a_layout){sizeof(block_q5_1), offsetof(block_q5_1, qs), offsetof(block_q5_1, qh),
+                             1, 0};
     case AR_TYPE_Q8_0:
     default: return (q16a_layout){sizeof(block_q8_0), offsetof(block_q8_0, qs), -1, 0, 0};
     }
@@ -126,7 +126,8 @@ INLINE __m512i quant16(__m512 v, __m512 vd) {
 static void quantize_q16a(const float *x, void *vy, int64_t n) {
     uint8_t *row = vy;
     const int64_t nb = n / AR_QK16A;
-    const size_t off_d = (size_t)n * 2, off_s = off_d + (size_t)nb * 4, head = off_s + (size_t)nb * 4;
+    const size_t off_d = (size_t)n * 2, off_s = off_d + (size_t)nb * 4,
+                 head = off_s + (size_t)nb * 4;
     const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
     for (int64_t ib = 0; ib < nb; ib++, x += AR_QK16A) {
         const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
@@ -165,10 +166,10 @@ INLINE __m512i widen(ar_type t, const uint8_t *w) {
     const q16a_layout l = layout_of(t);
     if (t == AR_TYPE_Q8_0) return _mm512_cvtepi8_epi16(loadu256(w + l.qs));
     /* 16-bit lane k of 128-bit lane L <- byte 8 (L & 1) + k of qs, zero-extended */
-    const __m512i pick = _mm512_setr_epi32(
-        0x80018000, 0x80038002, 0x80058004, 0x80078006, 0x80098008, 0x800b800a, 0x800d800c,
-        0x800f800e, 0x80018000, 0x80038002, 0x80058004, 0x80078006, 0x80098008, 0x800b800a,
-        0x800d800c, 0x800f800e);
+    const __m512i pick =
+        _mm512_setr_epi32(0x80018000, 0x80038002, 0x80058004, 0x80078006, 0x80098008, 0x800b800a,
+                          0x800d800c, 0x800f800e, 0x80018000, 0x80038002, 0x80058004, 0x80078006,
+                          0x80098008, 0x800b800a, 0x800d800c, 0x800f800e);
     __m512i u = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(loadu128(w + l.qs)), pick);
     u = _mm512_mask_srli_epi16(u, 0xffff0000u, u, 4); /* elements 16..31: high nibbles */
     u = _mm512_and_si512(u, _mm512_set1_epi16(0x0f));

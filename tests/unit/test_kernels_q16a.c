@@ -183,8 +183,7 @@ static void random_acts(float *x, int64_t n, double scale, int outliers) {
 
 /* Float64 reference of a weight row with a Q16A row: *deq = sum to_float(w)[i] * (d qs[i]),
  * *mag = T = sum over blocks of |dw d| sum |q a| + |mw s|. */
-static void ref_dot(ar_type t, int64_t n, const uint8_t *w, q16a_view x, double *deq,
-                    double *mag) {
+static void ref_dot(ar_type t, int64_t n, const uint8_t *w, q16a_view x, double *deq, double *mag) {
     float *wf = xmalloc((size_t)n * sizeof(float));
     traits(t)->to_float(w, wf, n);
     const size_t bs = (size_t)traits(t)->type_size;
@@ -244,7 +243,8 @@ static void check_row_invariants(q16a_view v) {
     }
     const size_t head = (size_t)v.n * 2 + (size_t)(v.n / 32) * 8;
     for (size_t i = head; i < ar_q16a_row_bytes(v.n); i++)
-        if (v.p[i] != 0) fail_msg("padding byte %zu of a row of %lld is %d", i, (long long)v.n, v.p[i]);
+        if (v.p[i] != 0)
+            fail_msg("padding byte %zu of a row of %lld is %d", i, (long long)v.n, v.p[i]);
 }
 
 static void test_quantize_zeros_and_tiny(void **state) {
@@ -264,8 +264,7 @@ static void test_quantize_zeros_and_tiny(void **state) {
         assert_true(s_at(v, ib) == 0.0f && !signbit(s_at(v, ib)));
     }
     assert_true(d_at(v, 2) == FLT_MIN);
-    for (int i = 0; i < 96; i++)
-        assert_int_equal(qs_at(v, i), i == 71 ? -16383 : i == 72 ? 3 : 0);
+    for (int i = 0; i < 96; i++) assert_int_equal(qs_at(v, i), i == 71 ? -16383 : i == 72 ? 3 : 0);
     assert_true(s_at(v, 2) == FLT_MIN * -16380.0f);
     check_row_invariants(v);
     free(row);
@@ -459,8 +458,8 @@ static void test_scalar_dot_extremes(void **state) {
             ref_dot(q32_types[t], n, w, (q16a_view){n, x}, &deq, &mag);
             const double got = k->vec_dot16[q32_types[t]](n, w, x);
             if (!(fabs(got - deq) <= 1e-6 * mag))
-                fail_msg("%s extreme %d: %.9g vs %.17g", traits(q32_types[t])->name, variant,
-                         got, deq);
+                fail_msg("%s extreme %d: %.9g vs %.17g", traits(q32_types[t])->name, variant, got,
+                         deq);
         }
     }
 }
