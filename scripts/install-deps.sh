@@ -15,6 +15,9 @@ BUILD_PKGS=(
   pkg-config
   libjansson-dev   # JSON
   libutf8proc-dev  # Unicode (UTF-8 validation, NFC, categories)
+  libyaml-dev      # routes / gateway configuration
+  libcurl4-openssl-dev  # HTTP client: upstream LLMs, model download
+  libmicrohttpd-dev     # HTTP server: the gateway
 )
 # Needed to run the test suite: unit tests, sanitizers, fuzzing, format check.
 TEST_PKGS=(
