@@ -438,6 +438,21 @@ typedef enum ar_logits {
 ar_status ar_seq_eval(ar_seq *seq, const int32_t *tokens, int32_t n, ar_logits which,
                       float *logits);
 
+/* As ar_seq_eval() with AR_LOGITS_LAST, but only the logits of the n_ids vocabulary ids
+ * `ids` are computed (out[i] = logit of ids[i]): a decoder that allows a few tokens skips
+ * the rest of the output layer. The values equal those of the full computation. */
+ar_status ar_seq_eval_select(ar_seq *seq, const int32_t *tokens, int32_t n, const int32_t *ids,
+                             int32_t n_ids, float *out);
+
+/* Teacher forcing of several continuations in one pass: n tokens form a tree hanging off
+ * the sequence's end. Token i continues parents[i] (an earlier token of the tree, or -1 for
+ * the sequence's last position), sits at position n_past + depth(i) and attends to the
+ * sequence and to its own ancestors only. Writes n * n_vocab logits (row i: after token
+ * i), the same values as evaluating each root-to-token path on its own. The sequence is
+ * left as it was (n_past unchanged). Needs n <= n_batch and n_past + n <= n_ctx. */
+ar_status ar_seq_eval_tree(ar_seq *seq, const int32_t *tokens, const int32_t *parents, int32_t n,
+                           float *logits);
+
 /* Forget every position from n_past on (0 empties the sequence). */
 ar_status ar_seq_truncate(ar_seq *seq, int32_t n_past);
 

@@ -172,7 +172,10 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     s->scratch_stride =
         (AR_ROW_BLOCK * e->max_k + (size_t)s->p.n_ctx + (size_t)hp->head_dim + 15) & ~(size_t)15;
     s->scratch = malloc((size_t)e->params.n_threads * s->scratch_stride * sizeof(float));
-    if (!s->kv || !act || !s->xq_a || !s->xq_k || !s->xq_16 || !s->xq_16a || !s->scratch) {
+    /* tree evaluation: depths, then each thread's ancestor chain */
+    s->tree_depth = malloc((size_t)(e->params.n_threads + 1) * b * sizeof(int32_t));
+    if (!s->kv || !act || !s->xq_a || !s->xq_k || !s->xq_16 || !s->xq_16a || !s->scratch ||
+        !s->tree_depth) {
         free(act);
         return ar_errf(&s->err, AR_ERR_NOMEM,
                        "out of memory for a sequence of %d positions (KV cache %.1f MiB)",
@@ -188,6 +191,7 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     s->v = s->k + b * s->kv_dim;
     s->gate = s->v + b * s->kv_dim;
     s->up = s->gate + b * F;
+    s->tree_chain = s->tree_depth + b;
     return AR_OK;
 }
 
@@ -227,6 +231,7 @@ void ar_seq_free(ar_seq *s) {
     free(s->xq_16);
     free(s->xq_16a);
     free(s->scratch);
+    free(s->tree_depth);
     free(s);
 }
 
@@ -242,13 +247,9 @@ int32_t ar_seq_n_ctx(const ar_seq *s) {
     return s && !s->failed ? s->p.n_ctx : 0;
 }
 
-ar_status ar_seq_eval(ar_seq *s, const int32_t *tokens, int32_t n, ar_logits which, float *logits) {
-    if (!s || s->failed) return AR_ERR_INVALID_ARG;
+/* Checks shared by the evaluations: n tokens in the vocabulary and room for them. */
+static ar_status check_tokens(ar_seq *s, const int32_t *tokens, int32_t n) {
     if (n < 1 || !tokens) return ar_errf(&s->err, AR_ERR_INVALID_ARG, "no tokens to evaluate");
-    if (which != AR_LOGITS_NONE && which != AR_LOGITS_LAST && which != AR_LOGITS_ALL)
-        return ar_errf(&s->err, AR_ERR_INVALID_ARG, "unknown logits mode %d", which);
-    if (which != AR_LOGITS_NONE && !logits)
-        return ar_errf(&s->err, AR_ERR_INVALID_ARG, "no buffer for the logits");
     if (n > s->p.n_ctx - s->n_past)
         return ar_errf(&s->err, AR_ERR_INVALID_ARG,
                        "%" PRId32 " tokens after %" PRId32 " would exceed the context of %" PRId32
@@ -261,17 +262,78 @@ ar_status ar_seq_eval(ar_seq *s, const int32_t *tokens, int32_t n, ar_logits whi
                            "token %" PRId32 " (id %" PRId32
                            ") is outside the vocabulary of %" PRId32,
                            i, tokens[i], n_vocab);
+    return AR_OK;
+}
+
+/* n tokens in chunks of n_batch; the last chunk writes `which` logits (or the selected
+ * ones). Takes the engine's evaluation lock. */
+static void run_chunks(ar_seq *s, const int32_t *tokens, int32_t n, ar_logits which, float *logits,
+                       const int32_t *sel, int32_t n_sel) {
+    int32_t n_vocab = s->e->hp->n_vocab;
     pthread_mutex_lock(&s->e->eval_lock);
     for (int32_t done = 0; done < n;) {
         int32_t c = n - done < s->p.n_batch ? n - done : s->p.n_batch;
         bool last = done + c == n;
         ar_logits w = which == AR_LOGITS_ALL ? AR_LOGITS_ALL : last ? which : AR_LOGITS_NONE;
         float *out = which == AR_LOGITS_ALL ? logits + (size_t)done * (size_t)n_vocab : logits;
-        ar_forward(s, tokens + done, c, w, out);
+        ar_forward(s, tokens + done, c, w, out, last ? sel : NULL, n_sel);
         done += c;
     }
     pthread_mutex_unlock(&s->e->eval_lock);
     s->err.msg[0] = 0;
+}
+
+ar_status ar_seq_eval(ar_seq *s, const int32_t *tokens, int32_t n, ar_logits which, float *logits) {
+    if (!s || s->failed) return AR_ERR_INVALID_ARG;
+    if (which != AR_LOGITS_NONE && which != AR_LOGITS_LAST && which != AR_LOGITS_ALL)
+        return ar_errf(&s->err, AR_ERR_INVALID_ARG, "unknown logits mode %d", which);
+    if (which != AR_LOGITS_NONE && !logits)
+        return ar_errf(&s->err, AR_ERR_INVALID_ARG, "no buffer for the logits");
+    ar_status rc = check_tokens(s, tokens, n);
+    if (rc != AR_OK) return rc;
+    run_chunks(s, tokens, n, which, logits, NULL, 0);
+    return AR_OK;
+}
+
+ar_status ar_seq_eval_select(ar_seq *s, const int32_t *tokens, int32_t n, const int32_t *ids,
+                             int32_t n_ids, float *out) {
+    if (!s || s->failed) return AR_ERR_INVALID_ARG;
+    if (n_ids < 1 || !ids || !out)
+        return ar_errf(&s->err, AR_ERR_INVALID_ARG, "no vocabulary ids to compute logits for");
+    ar_status rc = check_tokens(s, tokens, n);
+    if (rc != AR_OK) return rc;
+    for (int32_t i = 0; i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= s->e->hp->n_vocab)
+            return ar_errf(&s->err, AR_ERR_INVALID_ARG,
+                           "selected id %" PRId32 " (%" PRId32
+                           ") is outside the vocabulary of %" PRId32,
+                           i, ids[i], s->e->hp->n_vocab);
+    run_chunks(s, tokens, n, AR_LOGITS_LAST, out, ids, n_ids);
+    return AR_OK;
+}
+
+ar_status ar_seq_eval_tree(ar_seq *s, const int32_t *tokens, const int32_t *parents, int32_t n,
+                           float *logits) {
+    if (!s || s->failed) return AR_ERR_INVALID_ARG;
+    if (!parents || !logits)
+        return ar_errf(&s->err, AR_ERR_INVALID_ARG, "no parents or no buffer for the logits");
+    ar_status rc = check_tokens(s, tokens, n);
+    if (rc != AR_OK) return rc;
+    if (n > s->p.n_batch)
+        return ar_errf(&s->err, AR_ERR_INVALID_ARG,
+                       "a tree of %" PRId32 " tokens exceeds the batch of %" PRId32, n,
+                       s->p.n_batch);
+    for (int32_t i = 0; i < n; i++) {
+        if (parents[i] < -1 || parents[i] >= i)
+            return ar_errf(&s->err, AR_ERR_INVALID_ARG,
+                           "tree token %" PRId32 ": parent %" PRId32
+                           " is not an earlier token (or -1)",
+                           i, parents[i]);
+        s->tree_depth[i] = parents[i] < 0 ? 0 : s->tree_depth[parents[i]] + 1;
+    }
+    s->tree_parent = parents;
+    run_chunks(s, tokens, n, AR_LOGITS_ALL, logits, NULL, 0);
+    s->tree_parent = NULL;
     return AR_OK;
 }
 

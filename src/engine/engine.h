@@ -66,6 +66,12 @@ struct ar_seq {
     uint8_t *xq_a, *xq_k, *xq_16, *xq_16a;
     float *scratch; /* per-thread scratch, scratch_stride floats each */
     size_t scratch_stride;
+
+    /* A tree evaluation in progress (ar_seq_eval_tree), else NULL: per chunk token its
+     * parent in the chunk (-1: the sequence's end) and its depth; tree_chain holds n_batch
+     * ints per thread (a token's ancestors, root first). */
+    const int32_t *tree_parent;
+    int32_t *tree_depth, *tree_chain;
 };
 
 /* Weight rows a matmul thread takes at a time (engine.c sizes the scratch for them). */
@@ -95,7 +101,11 @@ void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar
                      int n_outs);
 
 /* Run n (<= n_batch) tokens at positions n_past.. through the model; logits as in
- * ar_seq_eval (for these n tokens). Inputs already validated. */
-void ar_forward(ar_seq *s, const int32_t *tokens, int n, ar_logits which, float *logits);
+ * ar_seq_eval (for these n tokens). With sel (n_sel ids), only those rows of the output
+ * layer are computed for the last token: logits[i] = logit of sel[i]. In a tree
+ * evaluation (s->tree_parent set) token t sits at position n_past + depth(t), attends to
+ * the sequence and its ancestors, and n_past does not advance. Inputs already validated. */
+void ar_forward(ar_seq *s, const int32_t *tokens, int n, ar_logits which, float *logits,
+                const int32_t *sel, int n_sel);
 
 #endif

@@ -78,7 +78,7 @@ static void rope_rows(int ith, int nth, void *ctx) {
     const ar_qwen2_hparams *hp = s->e->hp;
     int half = hp->head_dim / 2;
     for (int t = ith; t < st->n; t += nth) {
-        float pos = (float)(s->n_past + t);
+        float pos = (float)(s->n_past + (s->tree_parent ? s->tree_depth[t] : t));
         for (int i = 0; i < half; i++) {
             float angle = pos * s->e->rope_inv_freq[i];
             float c = cosf(angle), sn = sinf(angle);
@@ -136,16 +136,28 @@ static void attention_items(int ith, int nth, void *ctx) {
     float *scores = s->scratch + (size_t)ith * s->scratch_stride + AR_ROW_BLOCK * e->max_k;
     float *tmp = scores + s->p.n_ctx;
     const uint8_t *kc = ar_kv_rows(s, st->layer, 0), *vc = ar_kv_rows(s, st->layer, 1);
+    int32_t *chain = s->tree_parent ? s->tree_chain + (size_t)ith * (size_t)s->p.n_batch : NULL;
     for (int item = ith; item < st->n * hp->n_heads; item += nth) {
         int t = item / hp->n_heads, h = item % hp->n_heads, g = h / group;
-        int last = s->n_past + t; /* causal: positions 0..last */
+        /* Visible positions: causal, 0..n_past + t; in a tree, the sequence 0..n_past - 1
+         * and then the token's ancestors root first (slots n_past + a), itself last - the
+         * same positions in the same order as the path evaluated on its own. */
+        int n_vis = s->n_past + t + 1;
+        if (s->tree_parent) {
+            int d = s->tree_depth[t];
+            for (int a = t; a >= 0; a = s->tree_parent[a]) chain[d--] = s->n_past + a;
+            n_vis = s->n_past + s->tree_depth[t] + 1;
+        }
+#define SLOT(j) (chain && (j) >= s->n_past ? chain[(j)-s->n_past] : (j))
         const float *q = s->q + ((size_t)t * hp->n_heads + (size_t)h) * (size_t)hd;
-        for (int j = 0; j <= last; j++)
-            scores[j] = e->k.dot_f32(hd, q, kv_row(s, kc, j, g, tmp)) * scale;
-        e->k.softmax_f32(last + 1, scores);
+        for (int j = 0; j < n_vis; j++)
+            scores[j] = e->k.dot_f32(hd, q, kv_row(s, kc, SLOT(j), g, tmp)) * scale;
+        e->k.softmax_f32(n_vis, scores);
         float *out = s->att + ((size_t)t * hp->n_heads + (size_t)h) * (size_t)hd;
         memset(out, 0, (size_t)hd * sizeof *out);
-        for (int j = 0; j <= last; j++) e->k.axpy_f32(hd, scores[j], kv_row(s, vc, j, g, tmp), out);
+        for (int j = 0; j < n_vis; j++)
+            e->k.axpy_f32(hd, scores[j], kv_row(s, vc, SLOT(j), g, tmp), out);
+#undef SLOT
     }
 }
 
@@ -186,7 +198,22 @@ static void layer(ar_seq *s, int l, int n) {
     residual(s, n, s->xn, s->x);
 }
 
-void ar_forward(ar_seq *s, const int32_t *tokens, int n, ar_logits which, float *logits) {
+/* logits[i] = row sel[i] of the output layer times the normalized last row xn. */
+static void select_logits(ar_seq *s, const int32_t *sel, int n_sel, float *logits) {
+    const ar_tensor *out = s->e->w->output;
+    uint64_t row = out->n_bytes / (uint64_t)out->ne[1];
+    for (int i = 0; i < n_sel; i++) {
+        ar_tensor one = *out;
+        one.ne[1] = 1;
+        one.n_elements = (uint64_t)out->ne[0];
+        one.n_bytes = row;
+        one.data = out->data + (uint64_t)sel[i] * row;
+        ar_matmul(s, &one, s->xn, 1, s->e->hp->n_embd, logits + i, 1, NULL);
+    }
+}
+
+void ar_forward(ar_seq *s, const int32_t *tokens, int n, ar_logits which, float *logits,
+                const int32_t *sel, int n_sel) {
     const ar_engine *e = s->e;
     int64_t E = e->hp->n_embd;
     embed(s, tokens, n);
@@ -195,7 +222,10 @@ void ar_forward(ar_seq *s, const int32_t *tokens, int n, ar_logits which, float 
         /* Only the rows whose logits are wanted go through the norm and the output. */
         int first = which == AR_LOGITS_ALL ? 0 : n - 1;
         rmsnorm(s, n - first, s->x + (size_t)first * (size_t)E, s->xn, e->out_norm);
-        ar_matmul(s, e->w->output, s->xn, n - first, E, logits, e->hp->n_vocab, NULL);
+        if (sel)
+            select_logits(s, sel, n_sel, logits);
+        else
+            ar_matmul(s, e->w->output, s->xn, n - first, E, logits, e->hp->n_vocab, NULL);
     }
-    s->n_past += n;
+    if (!s->tree_parent) s->n_past += n;
 }

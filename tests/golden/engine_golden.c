@@ -226,3 +226,57 @@ void golden_print(const char *label, const golden_errors *e) {
             label, e->lse, e->top, e->last, e->route, e->top1_agree, e->positions, e->id_mismatch,
             e->greedy_steps - e->greedy_bad, e->greedy_steps);
 }
+
+/* A tree of continuations evaluated in one pass gives, for every token, the logits of its
+ * root-to-token path evaluated on its own, bit for bit; selected logits equal the same
+ * entries of the full vector. Both KV types, two tiers. */
+void golden_check_tree_and_select(ar_engine *e, const int32_t *ids, int n_prefix, ar_kv_type kv) {
+    /* 0 -> 1 -> 2 -> 3, 1 -> 4 -> 5, 0 -> 6, 7 (another root), 7 -> 8 */
+    static const int32_t parents[] = {-1, 0, 1, 2, 1, 4, 0, -1, 7};
+    enum { N = sizeof parents / sizeof parents[0] };
+    int32_t tokens[N];
+    for (int i = 0; i < N; i++) tokens[i] = ids[n_prefix + 3 * i + 1];
+    int nv = ar_engine_n_vocab(e);
+    size_t bytes = (size_t)nv * sizeof(float);
+    ar_seq_params sp = ar_seq_default_params();
+    sp.n_ctx = n_prefix + N + 4;
+    sp.kv_type = kv;
+    ar_seq *s = NULL, *path = NULL;
+    assert_int_equal(ar_seq_new(e, &sp, &s), AR_OK);
+    assert_int_equal(ar_seq_new(e, &sp, &path), AR_OK);
+    assert_int_equal(ar_seq_eval(s, ids, n_prefix, AR_LOGITS_NONE, NULL), AR_OK);
+    float *tree = malloc(N * bytes), *one = malloc(bytes);
+    assert_int_equal(ar_seq_eval_tree(s, tokens, parents, N, tree), AR_OK);
+    assert_int_equal(ar_seq_n_past(s), n_prefix);
+    for (int i = 0; i < N; i++) {
+        int32_t seqtok[N];
+        int d = 0;
+        for (int a = i; a >= 0; a = parents[a]) d++;
+        int len = d;
+        for (int a = i; a >= 0; a = parents[a]) seqtok[--d] = tokens[a];
+        assert_int_equal(ar_seq_copy(path, s, n_prefix), AR_OK);
+        assert_int_equal(ar_seq_eval(path, seqtok, len, AR_LOGITS_LAST, one), AR_OK);
+        assert_memory_equal(tree + (size_t)i * (size_t)nv, one, bytes);
+    }
+    /* The tree left no trace: the sequence continues as if it had not run. */
+    float *after = malloc(bytes);
+    assert_int_equal(ar_seq_eval(s, tokens, 1, AR_LOGITS_LAST, after), AR_OK);
+    assert_memory_equal(after, tree, bytes);
+    /* Selected logits of one more token equal the full vector's entries. */
+    int32_t sel[] = {0, nv - 1, tokens[2], 17, tokens[2]};
+    float got[5];
+    assert_int_equal(ar_seq_copy(path, s, ar_seq_n_past(s)), AR_OK);
+    assert_int_equal(ar_seq_eval(s, tokens + 3, 2, AR_LOGITS_LAST, one), AR_OK);
+    assert_int_equal(ar_seq_eval_select(path, tokens + 3, 2, sel, 5, got), AR_OK);
+    for (int i = 0; i < 5; i++) assert_memory_equal(&got[i], &one[sel[i]], sizeof(float));
+    /* Bad trees and selections are refused. */
+    int32_t bad_parent[] = {-1, 1};
+    assert_int_equal(ar_seq_eval_tree(s, tokens, bad_parent, 2, tree), AR_ERR_INVALID_ARG);
+    int32_t bad_sel[] = {nv};
+    assert_int_equal(ar_seq_eval_select(s, tokens, 1, bad_sel, 1, got), AR_ERR_INVALID_ARG);
+    free(after);
+    free(tree);
+    free(one);
+    ar_seq_free(s);
+    ar_seq_free(path);
+}

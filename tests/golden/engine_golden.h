@@ -40,4 +40,9 @@ void golden_compare_recorded(json_t *golden, json_t *other, const char *dir,
 /* Print a one-line summary (label: lse top last route ...). */
 void golden_print(const char *label, const golden_errors *err);
 
+/* A tree of continuations (ar_seq_eval_tree) after ids[0..n_prefix) equals each path
+ * evaluated on its own bit for bit, selected logits (ar_seq_eval_select) equal the full
+ * vector's, bad trees are refused. Uses ids[n_prefix .. n_prefix + 27) as tokens. */
+void golden_check_tree_and_select(ar_engine *e, const int32_t *ids, int n_prefix, ar_kv_type kv);
+
 #endif

@@ -3,7 +3,8 @@
  * vocabulary, tied embeddings; safetensors and GGUF F16) and tiny-b (head_dim 128, GQA 6:1,
  * untied), every prompt including the 2,143-token one, the routing prompts' route
  * log-probabilities, greedy continuations, every CPU tier; incremental evaluation and KV
- * prefix copies give bit-identical logits; bad inputs are refused.
+ * prefix copies give bit-identical logits; a tree of continuations in one pass equals each
+ * path on its own and selected logits equal the full vector's; bad inputs are refused.
  *
  * Tolerance 1e-3 absolute (the task's bound for float32 compute; measured errors are
  * printed and are far smaller).
@@ -212,6 +213,31 @@ static void test_incremental_and_copy(void **state) {
     close_fixture(&f);
 }
 
+/* ---- tree evaluation and selected logits ----------------------------------------------- */
+
+static void test_tree_and_select(void **state) {
+    (void)state;
+    AR_REQUIRE_TESTDATA();
+    json_t *g = load_json("models/qwen2-tiny-b/golden.json");
+    json_t *jids = NULL;
+    const char *name;
+    json_t *p;
+    json_object_foreach(json_object_get(g, "prompts"), name, p) {
+        if (json_array_size(json_object_get(p, "ids")) == 257) jids = json_object_get(p, "ids");
+    }
+    assert_non_null(jids);
+    int32_t ids[257];
+    for (int i = 0; i < 257; i++) ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
+    for (int cpu = -1; cpu <= 0; cpu++) { /* best tier, scalar */
+        fixture f;
+        open_fixture(&f, "models/qwen2-tiny-b", cpu, 2);
+        golden_check_tree_and_select(f.eng, ids, 200, AR_KV_F32);
+        golden_check_tree_and_select(f.eng, ids, 31, AR_KV_F16);
+        close_fixture(&f);
+    }
+    json_decref(g);
+}
+
 /* ---- bad input ------------------------------------------------------------------------- */
 
 static void test_bad_input(void **state) {
@@ -271,6 +297,7 @@ int main(void) {
         cmocka_unit_test(test_tiny_a_gguf_text_to_logits),
         cmocka_unit_test(test_tiny_b_every_tier),
         cmocka_unit_test(test_incremental_and_copy),
+        cmocka_unit_test(test_tree_and_select),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -127,15 +127,52 @@ static void test_safetensors_f16(void **state) {
     json_decref(golden);
 }
 
+/* Tree evaluation and selected logits on quantized weights in every precision: each path
+ * of the tree, and each selected logit, bit for bit as evaluated on its own (the router's
+ * scores and constrained decoding rely on it). */
+static void test_tree_quantized(void **state) {
+    (void)state;
+    AR_REQUIRE_TESTDATA();
+    json_t *golden = load_json("models/qwen2-tiny-q/golden-Q4_K_M.json");
+    json_t *jids =
+        json_object_get(json_object_get(json_object_get(golden, "prompts"), "rand300"), "ids");
+    assert_true(json_array_size(jids) >= 100);
+    int32_t ids[100];
+    for (int i = 0; i < 100; i++) ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
+    const char *files[] = {"models/qwen2-tiny-q/gguf/Q4_K_M.gguf",
+                           "models/qwen2-tiny-q/gguf/Q8_0.gguf"};
+    for (int f = 0; f < 2; f++)
+        for (int prec = AR_PRECISION_ACCURATE; prec <= AR_PRECISION_FLOAT32; prec++) {
+            ar_model *m = NULL;
+            assert_int_equal(ar_model_open(ar_test_data_path(files[f]), NULL, &m), AR_OK);
+            ar_engine_params ep = ar_engine_default_params();
+            ep.precision = (ar_precision)prec;
+            ar_engine *eng = NULL;
+            assert_int_equal(ar_engine_new(m, &ep, &eng), AR_OK);
+            golden_check_tree_and_select(eng, ids, 60, AR_KV_F32);
+            ar_engine_free(eng);
+            ar_model_free(m);
+        }
+    json_decref(golden);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_F16),    cmocka_unit_test(test_BF16),
-        cmocka_unit_test(test_Q8_0),   cmocka_unit_test(test_Q6_K),
-        cmocka_unit_test(test_Q5_K),   cmocka_unit_test(test_Q4_K),
-        cmocka_unit_test(test_Q3_K),   cmocka_unit_test(test_Q2_K),
-        cmocka_unit_test(test_Q4_0),   cmocka_unit_test(test_Q4_1),
-        cmocka_unit_test(test_Q5_0),   cmocka_unit_test(test_Q5_1),
-        cmocka_unit_test(test_Q4_K_M), cmocka_unit_test(test_safetensors_f16),
+        cmocka_unit_test(test_F16),
+        cmocka_unit_test(test_BF16),
+        cmocka_unit_test(test_Q8_0),
+        cmocka_unit_test(test_Q6_K),
+        cmocka_unit_test(test_Q5_K),
+        cmocka_unit_test(test_Q4_K),
+        cmocka_unit_test(test_Q3_K),
+        cmocka_unit_test(test_Q2_K),
+        cmocka_unit_test(test_Q4_0),
+        cmocka_unit_test(test_Q4_1),
+        cmocka_unit_test(test_Q5_0),
+        cmocka_unit_test(test_Q5_1),
+        cmocka_unit_test(test_Q4_K_M),
+        cmocka_unit_test(test_safetensors_f16),
+        cmocka_unit_test(test_tree_quantized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
