@@ -461,6 +461,134 @@ ar_status ar_seq_truncate(ar_seq *seq, int32_t n_past);
  * engine, with the same KV type, and dst must have room for n positions. */
 ar_status ar_seq_copy(ar_seq *dst, const ar_seq *src, int32_t n);
 
+/* ---------------------------------------------------------------------------------------
+ * Router
+ *
+ * Arch-Router routing: given route policies (a name and a plain-language description
+ * each) and a conversation, the router model names the route that fits the user's latest
+ * intent, or "other". The router builds the exact Arch-Router prompt, runs it on an
+ * engine, and decodes only valid answers ({"route": "NAME"} for a configured route or
+ * "other"), stopping as soon as the route is decided.
+ *
+ *     ar_router *r = NULL;
+ *     ar_router_new(engine, tok, NULL, &r);       // engine and tokenizer outlive it
+ *     ar_route routes[] = {{"code_generation", "Writing new functions ...", "openai/gpt-4o"},
+ *                          {"travel_booking", "Booking flights ...", "openai/gpt-4o-mini"}};
+ *     ar_router_set_routes(r, routes, 2);
+ *     ar_message conv[] = {{"user", "Book me a flight to Tokyo"}};
+ *     ar_route_result res;
+ *     if (ar_router_route(r, conv, 1, &res) == AR_OK)
+ *         printf("%s -> %s (p=%.2f)\n", res.route ? res.route : "(none)",
+ *                res.model ? res.model : "(default)", res.probability);
+ *     ar_route_result_clear(&res);
+ *     ar_router_free(r);
+ *
+ * The fixed head of the prompt (chat header, instructions and the routes) is the same for
+ * every request with the same routes: its KV cache is kept in a memory-bounded LRU (the
+ * prefix cache), and a request only runs its conversation and the prompt's tail.
+ *
+ * Thread safety: every function may be called from any thread; ar_router_route() calls
+ * on one router run one at a time (they share the engine's threads), and
+ * ar_router_set_routes() waits for a running one to finish.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct ar_router ar_router;
+
+/* The two real renderings of the Arch-Router prompt (DESIGN.md): the model card's (JSON as
+ * Python's json.dumps writes it, blank lines around the JSON; the authors' recommendation)
+ * and Katanemo archgw's (compact JSON, raw UTF-8). */
+typedef enum ar_prompt_layout { AR_LAYOUT_CARD = 0, AR_LAYOUT_ARCHGW = 1 } ar_prompt_layout;
+
+/* One route policy. The router copies the strings. */
+typedef struct ar_route {
+    const char *name;        /* unique, non-empty, not "other" (the answer for no match) */
+    const char *description; /* what requests belong to it, in plain language */
+    const char *model;       /* the model this route sends to; NULL when none is mapped */
+} ar_route;
+
+/* One message of a conversation, as in the OpenAI chat API: role "user", "assistant",
+ * "system", "developer", "tool" or "function"; content UTF-8 text (NULL = none). */
+typedef struct ar_message {
+    const char *role;
+    const char *content;
+} ar_message;
+
+typedef struct ar_router_params {
+    ar_prompt_layout layout;         /* default AR_LAYOUT_CARD */
+    const char *system_prompt;       /* NULL: the default system prompt of the model's chat
+                                        template (copied) */
+    int32_t max_conversation_tokens; /* budget of the conversation part (default 2048): the
+                                        newest messages that fit are kept */
+    float min_confidence;            /* below this probability the result is "no route"
+                                        (default 0) */
+    bool scores;                     /* compute every route's probability (one extra
+                                        forward pass over all answers; default false) */
+    size_t prefix_cache_bytes;       /* memory for cached prompt heads (default 256 MiB;
+                                        0 disables the cache) */
+    int32_t n_ctx;                   /* longest prompt in tokens (default 4096) */
+    ar_kv_type kv_type;              /* default AR_KV_F32 */
+} ar_router_params;
+
+ar_router_params ar_router_default_params(void);
+
+/* A router on `engine`, reading text with `tok` (both must outlive it). The chat template
+ * markers (<|im_start|>, <|im_end|>) must be tokens of `tok`. [out] *out: as
+ * ar_model_open(). */
+ar_status ar_router_new(ar_engine *engine, const ar_tokenizer *tok, const ar_router_params *params,
+                        ar_router **out);
+
+void ar_router_free(ar_router *router);
+
+/* The message of the last error this router returned. */
+const char *ar_router_errmsg(const ar_router *router);
+
+/* Replace the route set (copied; at most 1024 routes). Errors name the offending route:
+ * empty or duplicate names, the reserved name "other", empty descriptions, text that is
+ * not UTF-8 or names with control characters. On error the previous routes stay. */
+ar_status ar_router_set_routes(ar_router *router, const ar_route *routes, int32_t n);
+
+/* The result of one routing decision. Strings point into the router's route set and stay
+ * valid until the routes are replaced or the router is freed; `scores` is owned by the
+ * result (ar_route_result_clear frees it). */
+typedef struct ar_route_result {
+    const char *route;     /* the chosen route's name; NULL for none: the model answered
+                              "other", or the probability is below min_confidence */
+    const char *answer;    /* what the model decided: a route name or "other" */
+    const char *model;     /* the chosen route's model (NULL for none or unmapped) */
+    int32_t route_index;   /* index in the route set, -1 for none */
+    float probability;     /* with scores: the answer's share of the total probability of
+                              all answers; without: the probability, among the allowed
+                              tokens, of the token that decided the route */
+    int32_t n_scores;      /* n_routes + 1 with scores (the last is "other"), else 0 */
+    float *scores;         /* probability of each route, then of "other"; sums to 1 */
+    double *logprobs;      /* log-probability of each answer's tokens given the prompt,
+                              {"route": "NAME"}<|im_end|> (teacher forcing), same order */
+    int32_t prompt_tokens; /* tokens of the whole prompt */
+    int32_t cached_tokens; /* of those, taken from the prefix cache */
+    int32_t messages_used; /* conversation messages in the prompt after the rules */
+    bool truncated;        /* older messages dropped or the last one shortened */
+    int32_t decode_steps;  /* forward passes after the prompt (answer tokens) */
+    double tokenize_ms, prefill_ms, decode_ms, scores_ms, total_ms;
+} ar_route_result;
+
+/* Route a conversation (n messages, oldest first). The rules of Arch-Router: system,
+ * developer, tool and function messages and messages without text are left out; the
+ * newest messages within max_conversation_tokens are kept (a single message longer than
+ * that keeps its head and tail). Errors: no routes set, no user message, an unknown role,
+ * text that is not UTF-8 (AR_ERR_INVALID_INPUT, naming the message), a prompt longer
+ * than n_ctx (AR_ERR_LIMIT). */
+ar_status ar_router_route(ar_router *router, const ar_message *msgs, int32_t n,
+                          ar_route_result *out);
+
+/* Free what a result owns and zero it (safe on a zeroed or already cleared result). */
+void ar_route_result_clear(ar_route_result *res);
+
+/* The prompt ar_router_route() would run for this conversation: its text (malloc'd,
+ * NUL-terminated, *text_out; free() it) and, when ids_out is not NULL, its token ids
+ * (malloc'd; free() them) and their count. For --explain and debugging. */
+ar_status ar_router_prompt(ar_router *router, const ar_message *msgs, int32_t n, char **text_out,
+                           int32_t **ids_out, int32_t *n_ids);
+
 #ifdef __cplusplus
 }
 #endif
