@@ -66,17 +66,21 @@ extern "C" {
 /* The result of every fallible call. Values are stable: never renumbered, only appended. */
 typedef enum ar_status {
     AR_OK = 0,
-    AR_ERR_INVALID_ARG = 1,      /* a NULL pointer or out-of-range argument from the caller */
-    AR_ERR_NOMEM = 2,            /* an allocation failed */
-    AR_ERR_IO = 3,               /* a file could not be opened, read or mapped */
-    AR_ERR_FORMAT = 4,           /* a file or document is malformed (truncated, corrupt, lying) */
-    AR_ERR_UNSUPPORTED = 5,      /* well-formed, but a version, type or architecture we lack */
-    AR_ERR_MODEL = 6,            /* the weights do not form a valid model (missing tensor, shape) */
-    AR_ERR_NOT_FOUND = 7,        /* a named item (tensor, key) does not exist */
-    AR_ERR_LIMIT = 8,            /* input exceeds a configured or built-in size limit */
-    AR_ERR_INTERNAL = 9,         /* a bug in archrouter; please report it */
-    AR_ERR_INVALID_INPUT = 10,   /* user text that cannot be processed (invalid UTF-8) */
-    AR_ERR_BUFFER_TOO_SMALL = 11 /* an output buffer is too small; the size needed is told */
+    AR_ERR_INVALID_ARG = 1,    /* a NULL pointer or out-of-range argument from the caller */
+    AR_ERR_NOMEM = 2,          /* an allocation failed */
+    AR_ERR_IO = 3,             /* a file could not be opened, read or mapped */
+    AR_ERR_FORMAT = 4,         /* a file or document is malformed (truncated, corrupt, lying) */
+    AR_ERR_UNSUPPORTED = 5,    /* well-formed, but a version, type or architecture we lack */
+    AR_ERR_MODEL = 6,          /* the weights do not form a valid model (missing tensor, shape) */
+    AR_ERR_NOT_FOUND = 7,      /* a named item (tensor, key) does not exist */
+    AR_ERR_LIMIT = 8,          /* input exceeds a configured or built-in size limit */
+    AR_ERR_INTERNAL = 9,       /* a bug in archrouter; please report it */
+    AR_ERR_INVALID_INPUT = 10, /* user text that cannot be processed (invalid UTF-8) */
+    AR_ERR_BUFFER_TOO_SMALL = 11, /* an output buffer is too small; the size needed is told */
+    AR_ERR_NETWORK = 12,          /* a server could not be reached, or the transfer broke off */
+    AR_ERR_AUTH = 13,             /* a server refused access (HTTP 401/403: token missing/wrong) */
+    AR_ERR_CHECKSUM = 14,         /* downloaded bytes do not match the published sha256 */
+    AR_ERR_CANCELLED = 15         /* the caller's callback asked to stop */
 } ar_status;
 
 /* A short, static English description of `status` ("malformed file", ...). Never NULL;
