@@ -425,6 +425,10 @@ static int cancel_soon(void *user, const ar_pull_progress *p) {
 
 static void test_cancel_keeps_part(void **state) {
     fixture *f = *state;
+    /* The server sends one byte and holds the rest, so the callback sees a transfer in
+     * progress (on 127.0.0.1 a free-flowing body can be complete before it is called). */
+    fake_hub_mode m = {.stall = true};
+    fake_hub_set_mode(f->hub, &m);
     int calls = 0;
     f->p.progress = cancel_soon;
     f->p.user = &calls;
@@ -433,7 +437,9 @@ static void test_cancel_keeps_part(void **state) {
     assert_int_equal(pull(f, &res, err, sizeof err), AR_ERR_CANCELLED);
     assert_true(calls > 0);
     int64_t have = file_size(f->part_path);
-    assert_true(have > 0 && have < SIZE);
+    assert_int_equal(have, 1);
+    m.stall = false;
+    fake_hub_set_mode(f->hub, &m);
     f->p.progress = NULL;
     assert_int_equal(pull(f, &res, err, sizeof err), AR_OK);
     assert_int_equal(res.resumed_from, have);
