@@ -66,17 +66,21 @@ extern "C" {
 /* The result of every fallible call. Values are stable: never renumbered, only appended. */
 typedef enum ar_status {
     AR_OK = 0,
-    AR_ERR_INVALID_ARG = 1,      /* a NULL pointer or out-of-range argument from the caller */
-    AR_ERR_NOMEM = 2,            /* an allocation failed */
-    AR_ERR_IO = 3,               /* a file could not be opened, read or mapped */
-    AR_ERR_FORMAT = 4,           /* a file or document is malformed (truncated, corrupt, lying) */
-    AR_ERR_UNSUPPORTED = 5,      /* well-formed, but a version, type or architecture we lack */
-    AR_ERR_MODEL = 6,            /* the weights do not form a valid model (missing tensor, shape) */
-    AR_ERR_NOT_FOUND = 7,        /* a named item (tensor, key) does not exist */
-    AR_ERR_LIMIT = 8,            /* input exceeds a configured or built-in size limit */
-    AR_ERR_INTERNAL = 9,         /* a bug in archrouter; please report it */
-    AR_ERR_INVALID_INPUT = 10,   /* user text that cannot be processed (invalid UTF-8) */
-    AR_ERR_BUFFER_TOO_SMALL = 11 /* an output buffer is too small; the size needed is told */
+    AR_ERR_INVALID_ARG = 1,    /* a NULL pointer or out-of-range argument from the caller */
+    AR_ERR_NOMEM = 2,          /* an allocation failed */
+    AR_ERR_IO = 3,             /* a file could not be opened, read or mapped */
+    AR_ERR_FORMAT = 4,         /* a file or document is malformed (truncated, corrupt, lying) */
+    AR_ERR_UNSUPPORTED = 5,    /* well-formed, but a version, type or architecture we lack */
+    AR_ERR_MODEL = 6,          /* the weights do not form a valid model (missing tensor, shape) */
+    AR_ERR_NOT_FOUND = 7,      /* a named item (tensor, key) does not exist */
+    AR_ERR_LIMIT = 8,          /* input exceeds a configured or built-in size limit */
+    AR_ERR_INTERNAL = 9,       /* a bug in archrouter; please report it */
+    AR_ERR_INVALID_INPUT = 10, /* user text that cannot be processed (invalid UTF-8) */
+    AR_ERR_BUFFER_TOO_SMALL = 11, /* an output buffer is too small; the size needed is told */
+    AR_ERR_NETWORK = 12,          /* a server could not be reached, or the transfer broke off */
+    AR_ERR_AUTH = 13,             /* a server refused access (HTTP 401/403: token missing/wrong) */
+    AR_ERR_CHECKSUM = 14,         /* downloaded bytes do not match the published sha256 */
+    AR_ERR_CANCELLED = 15         /* the caller's callback asked to stop */
 } ar_status;
 
 /* A short, static English description of `status` ("malformed file", ...). Never NULL;
@@ -588,6 +592,104 @@ void ar_route_result_clear(ar_route_result *res);
  * (malloc'd; free() them) and their count. For --explain and debugging. */
 ar_status ar_router_prompt(ar_router *router, const ar_message *msgs, int32_t n, char **text_out,
                            int32_t **ids_out, int32_t *n_ids);
+
+/* ---------------------------------------------------------------------------------------
+ * Model download (Hugging Face hub)
+ *
+ *     ar_pull_params pp = ar_pull_default_params();
+ *     ar_pull_result res;
+ *     char err[512];
+ *     if (ar_pull(NULL, &pp, &res, err, sizeof err) != AR_OK) { fprintf(stderr, "%s\n", err); }
+ *     else open res.path with ar_model_open()
+ *
+ * A reference is "OWNER/NAME[@REVISION][:FILE]"; NULL or "" means the default
+ * AR_PULL_DEFAULT_REPO with AR_PULL_DEFAULT_FILE, a reference without ":FILE" gets
+ * AR_PULL_DEFAULT_FILE, and the revision defaults to "main". The file comes from
+ * ENDPOINT/OWNER/NAME/resolve/REVISION/FILE (redirects are followed; the token is only sent
+ * to the endpoint's own scheme, host and port).
+ *
+ * Cache: CACHE/models/OWNER--NAME/FILE for revision main, CACHE/models/OWNER--NAME@REV/FILE
+ * otherwise (a '/' in REV is written as "--"); FILE.sha256 beside it holds the verified
+ * sha256 ("HEX  FILE", as sha256sum prints it). A file is only moved to its final name once
+ * complete and verified, so its presence means "done". Partial downloads are FILE.part and
+ * are resumed (HTTP Range) by the next pull.
+ * ------------------------------------------------------------------------------------- */
+
+#define AR_PULL_DEFAULT_REPO     "katanemo/Arch-Router-1.5B.gguf"
+#define AR_PULL_DEFAULT_FILE     "Arch-Router-1.5B-Q4_K_M.gguf"
+#define AR_PULL_DEFAULT_ENDPOINT "https://huggingface.co"
+#define AR_PULL_PATH_MAX         4096
+
+/* What ar_pull() is doing when it calls the progress callback. */
+typedef enum ar_pull_phase {
+    AR_PULL_CHECKING = 0,   /* re-hashing a partial file before resuming it */
+    AR_PULL_DOWNLOADING = 1 /* receiving bytes */
+} ar_pull_phase;
+
+typedef struct ar_pull_progress {
+    ar_pull_phase phase;
+    uint64_t done;    /* bytes of the file done so far (resumed bytes included) */
+    uint64_t total;   /* size of the whole file; 0 while unknown */
+    uint64_t resumed; /* bytes that were already on disk when this transfer started */
+} ar_pull_progress;
+
+typedef struct ar_pull_params {
+    /* Cache folder. NULL: $ARCHROUTER_CACHE, else $XDG_CACHE_HOME/archrouter, else
+     * $HOME/.cache/archrouter (environment read at call time). */
+    const char *cache_dir;
+    /* Hub address. NULL: $HF_ENDPOINT, else AR_PULL_DEFAULT_ENDPOINT. */
+    const char *endpoint;
+    /* Access token sent as "Authorization: Bearer ..." to the endpoint only. NULL: $HF_TOKEN
+     * (unset or empty: no token). Never written into messages. */
+    const char *token;
+    /* A huggingface_hub cache ("HUB/models--OWNER--NAME/snapshots/COMMIT/FILE") searched
+     * before downloading. NULL: $HF_HUB_CACHE, else $HF_HOME/hub, else
+     * $XDG_CACHE_HOME/huggingface/hub, else $HOME/.cache/huggingface/hub. */
+    const char *hf_hub_cache;
+    bool use_hf_cache;      /* search hf_hub_cache (default true) */
+    bool force;             /* download again even if the file is cached (default false) */
+    long connect_timeout_s; /* default 30 */
+    long low_speed_bytes;   /* abort when slower than this many bytes/s ... (default 1024) */
+    long low_speed_time_s;  /* ... for this many seconds (default 60) */
+    int max_redirects;      /* default 10 */
+    /* Called while checking and downloading (often: throttle drawing yourself). Return
+     * nonzero to stop: ar_pull() then returns AR_ERR_CANCELLED and keeps FILE.part. */
+    int (*progress)(void *user, const ar_pull_progress *p);
+    void *user;
+} ar_pull_params;
+
+typedef struct ar_pull_result {
+    char path[AR_PULL_PATH_MAX]; /* the local file */
+    char sha256[65];             /* lowercase hex; "" when the hub published none */
+    uint64_t size;               /* bytes of the file */
+    uint64_t bytes_received;     /* body bytes received over the network by this call */
+    uint64_t resumed_from;       /* offset the download resumed at (0: from the start) */
+    bool downloaded;             /* false: it was already in a cache */
+    bool from_hf_cache;          /* path lies in the huggingface_hub cache */
+} ar_pull_result;
+
+ar_pull_params ar_pull_default_params(void);
+
+/* Download the file `ref` names into the cache, unless it is already there (in the
+ * archrouter cache, or in the huggingface_hub cache when use_hf_cache), and verify it
+ * against the sha256 the hub publishes (X-Linked-Etag / ETag) when there is one.
+ * [out] *result: filled on AR_OK; zeroed otherwise.
+ * errbuf (may be NULL): on failure, a message that says what went wrong and what to do.
+ * Errors: AR_ERR_INVALID_ARG (malformed reference), AR_ERR_NETWORK (unreachable, transfer
+ * broke off, unexpected HTTP status: run again to resume), AR_ERR_AUTH (HTTP 401/403),
+ * AR_ERR_NOT_FOUND (HTTP 404), AR_ERR_CHECKSUM (the partial file is deleted), AR_ERR_IO
+ * (cache not writable, disk full), AR_ERR_CANCELLED, AR_ERR_NOMEM. */
+ar_status ar_pull(const char *ref, const ar_pull_params *params, ar_pull_result *result,
+                  char *errbuf, size_t errcap);
+
+/* Where a model is on disk, without any network access. If ref_or_path names an existing
+ * file or folder it is copied as is; otherwise it is read as a hub reference (as ar_pull;
+ * NULL means the default) and looked up in the caches ar_pull() uses.
+ * [out] path_out: the path, NUL-terminated (AR_ERR_BUFFER_TOO_SMALL if cap is too small).
+ * Errors: AR_ERR_NOT_FOUND (not a file and not downloaded: the message says which command
+ * downloads it), AR_ERR_INVALID_ARG. */
+ar_status ar_model_resolve(const char *ref_or_path, const ar_pull_params *params, char *path_out,
+                           size_t cap, char *errbuf, size_t errcap);
 
 #ifdef __cplusplus
 }

@@ -18,11 +18,11 @@ BUILD_PKGS=(
   libyaml-dev      # routes / gateway configuration
   libcurl4-openssl-dev  # HTTP client: upstream LLMs, model download
   libmicrohttpd-dev     # HTTP server: the gateway
+  libssl-dev            # libcrypto: sha256 of downloaded models (and of golden test data)
 )
 # Needed to run the test suite: unit tests, sanitizers, fuzzing, format check.
 TEST_PKGS=(
   libcmocka-dev       # unit test framework
-  libssl-dev          # libcrypto: sha256 in golden tests
   clang               # libFuzzer targets
   libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for clang 14
   clang-format        # style check

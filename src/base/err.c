@@ -20,6 +20,10 @@ const char *ar_strerror(ar_status status) {
     case AR_ERR_INTERNAL: return "internal error";
     case AR_ERR_INVALID_INPUT: return "invalid input text";
     case AR_ERR_BUFFER_TOO_SMALL: return "output buffer too small";
+    case AR_ERR_NETWORK: return "network error";
+    case AR_ERR_AUTH: return "access denied";
+    case AR_ERR_CHECKSUM: return "checksum mismatch";
+    case AR_ERR_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }

@@ -71,5 +71,6 @@ int ar_cmd_generate(int argc, char **argv);
 int ar_cmd_logits(int argc, char **argv);
 int ar_cmd_tokenize(int argc, char **argv);
 int ar_cmd_bench(int argc, char **argv);
+int ar_cmd_pull(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const ar_cli_command commands[] = {
     {"logits", "log-sum-exp and top logits of token ids (to compare with references)",
      ar_cmd_logits},
     {"bench", "measure speed: prefill/decode tokens/s, tokenizer MB/s, memory", ar_cmd_bench},
+    {"pull", "download a model from the Hugging Face hub into the cache", ar_cmd_pull},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define AR_STATUS_LAST AR_ERR_BUFFER_TOO_SMALL
+#define AR_STATUS_LAST AR_ERR_CANCELLED
 
 static void test_values_are_stable(void **state) {
     (void)state;
@@ -26,6 +26,10 @@ static void test_values_are_stable(void **state) {
     assert_int_equal(AR_ERR_INTERNAL, 9);
     assert_int_equal(AR_ERR_INVALID_INPUT, 10);
     assert_int_equal(AR_ERR_BUFFER_TOO_SMALL, 11);
+    assert_int_equal(AR_ERR_NETWORK, 12);
+    assert_int_equal(AR_ERR_AUTH, 13);
+    assert_int_equal(AR_ERR_CHECKSUM, 14);
+    assert_int_equal(AR_ERR_CANCELLED, 15);
 }
 
 static void test_messages_distinct(void **state) {
