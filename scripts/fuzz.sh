@@ -3,8 +3,8 @@
 #
 # usage: scripts/fuzz.sh [--seconds N] [--jobs J] [--max-len BYTES] [target...]
 #
-#   target         gguf, safetensors, tokenize, tokenizer_json (or with the fuzz_ prefix);
-#                  default: all four
+#   target         gguf, safetensors, tokenize, tokenizer_json, config, messages (or with
+#                  the fuzz_ prefix); default: all six
 #   --seconds N    fuzz each target for N seconds (default 30)
 #   --jobs J       parallel fuzzing processes per target, libFuzzer's -fork=J (default 1:
 #                  one in-process fuzzer, whose final stats are exact)
@@ -36,7 +36,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '4,11s/^# \{0,1\}//p' "$0"
+    sed -n '4,12s/^# \{0,1\}//p' "$0"
 }
 
 die() {
@@ -68,10 +68,12 @@ while [ $# -gt 0 ]; do
     safetensors | fuzz_safetensors) targets+=(safetensors); shift ;;
     tokenize | fuzz_tokenize) targets+=(tokenize); shift ;;
     tokenizer_json | fuzz_tokenizer_json) targets+=(tokenizer_json); shift ;;
+    config | fuzz_config) targets+=(config); shift ;;
+    messages | fuzz_messages) targets+=(messages); shift ;;
     *) echo "fuzz.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
 done
-all_targets=(gguf safetensors tokenize tokenizer_json)
+all_targets=(gguf safetensors tokenize tokenizer_json config messages)
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,7 +88,8 @@ command -v "${FUZZ_CC:-clang}" >/dev/null || die "clang not found (Debian: apt-g
 echo "fuzz.sh: building $build (CC=${FUZZ_CC:-clang}, ASan + UBSan + libFuzzer)"
 if ! CC=${FUZZ_CC:-clang} cmake -S . -B "$build" -DAR_FUZZ=ON -DAR_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$corpus_root/build.log" 2>&1 ||
-    ! cmake --build "$build" --target fuzz_gguf fuzz_safetensors fuzz_tokenize fuzz_tokenizer_json gen_seeds \
+    ! cmake --build "$build" --target fuzz_gguf fuzz_safetensors fuzz_tokenize fuzz_tokenizer_json fuzz_config \
+        fuzz_messages gen_seeds \
         -j "$(nproc 2>/dev/null || echo 2)" >>"$corpus_root/build.log" 2>&1; then
     tail -n 30 "$corpus_root/build.log" >&2
     die "build failed (full log: $corpus_root/build.log)"
@@ -101,6 +104,16 @@ done
 "$bin/gen_seeds" "$corpus_root/gguf/seed" "$corpus_root/safetensors/seed" \
     "$corpus_root/tokenize/seed" "$corpus_root/tokenizer_json/seed" >/dev/null ||
     die "gen_seeds failed: a seed model no longer opens (see the message above)"
+# Text seeds: the example configurations, and a few chat requests.
+cp examples/*.yaml "$corpus_root/config/seed/"
+printf 'routes:\n  - {name: a, description: d, model: m}\narchrouter: {router: {threads: 2}, server: {port: 0, api_keys: [$K]}}\n' \
+    >"$corpus_root/config/seed/native-min.yaml"
+printf 'listeners: [{type: model, name: m, port: 1, timeout: 5s}]\nmodel_providers: [{model: a/b, endpoint: h, protocol: https}]\nrouting_preferences: [{name: r, description: d, models: [b]}]\nmodel_aliases: {x: {target: b}}\n' \
+    >"$corpus_root/config/seed/archgw-list.yaml"
+printf '[{"role":"system","content":"s"},{"role":"user","content":"hi"}]' \
+    >"$corpus_root/messages/seed/plain.json"
+printf '{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"u"}}]},{"role":"assistant","content":null,"tool_calls":[]},{"role":"tool","content":"x"}]}' \
+    >"$corpus_root/messages/seed/request.json"
 # Reference models: real llama.cpp / Hugging Face headers. Inputs are cut to max_len, so the
 # large ones keep their header and metadata but lose tensor data (raise --max-len to fuzz
 # them whole, at a fraction of the speed).
