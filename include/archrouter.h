@@ -594,6 +594,46 @@ ar_status ar_router_prompt(ar_router *router, const ar_message *msgs, int32_t n,
                            int32_t **ids_out, int32_t *n_ids);
 
 /* ---------------------------------------------------------------------------------------
+ * Configuration and conversations
+ *
+ * A routes configuration file (YAML) in Katanemo archgw's format, unchanged, or
+ * archrouter's native form (docs/config.md). The router's settings and the routes come
+ * out of it ready for ar_router_new() and ar_router_set_routes().
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct ar_config ar_config;
+
+/* Load and validate a configuration file. On error *out is NULL and errbuf holds
+ * "FILE:LINE:COL: message". */
+ar_status ar_config_load(const char *path, ar_config **out, char *errbuf, size_t errcap);
+
+void ar_config_free(ar_config *cfg);
+
+/* The routes in file order (at most cap written), pointing into cfg; each route's model is
+ * the provider model it maps to ("provider/id"), NULL when none. Returns the number of
+ * routes (which may exceed cap). */
+int32_t ar_config_routes(const ar_config *cfg, ar_route *out, int32_t cap);
+
+/* The router settings of the file's `archrouter.router` section (defaults where absent);
+ * system_prompt points into cfg. */
+ar_router_params ar_config_router_params(const ar_config *cfg);
+
+/* The router model named in the file (a path or a hub reference), or NULL; the number of
+ * threads it asks for (0: default). */
+const char *ar_config_router_model(const ar_config *cfg);
+int32_t ar_config_router_threads(const ar_config *cfg);
+
+/* The model of the `default: true` provider ("provider/id"), or NULL. */
+const char *ar_config_default_model(const ar_config *cfg);
+
+/* Parse an OpenAI chat conversation: a `messages` array, or a chat completions request
+ * object holding one. Content may be a string or an array of parts (text parts are joined
+ * with "\n", others dropped). On AR_OK, *msgs is one malloc'd block (free() it) holding
+ * *n messages and their strings. Errors name the message and field in errbuf. */
+ar_status ar_conversation_parse(const char *json, size_t len, ar_message **msgs, int32_t *n,
+                                char *errbuf, size_t errcap);
+
+/* ---------------------------------------------------------------------------------------
  * Model download (Hugging Face hub)
  *
  *     ar_pull_params pp = ar_pull_default_params();

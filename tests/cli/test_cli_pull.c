@@ -8,6 +8,8 @@
  */
 #include "testutil.h"
 
+#include "cli_run.h"
+
 #include "fake_hub.h"
 
 #include <jansson.h>
@@ -15,33 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-
-typedef struct run_result {
-    int status;
-    char *out, *err;
-} run_result;
-
-static void run_free(run_result *r) {
-    free(r->out);
-    free(r->err);
-}
-
-static run_result run(const char *args) {
-    const char *bin = getenv("ARCHROUTER_BIN");
-    assert_non_null(bin);
-    const char *dir = ar_test_temp_dir();
-    char cmd[8192], path[1024];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/out' 2>'%s/err' </dev/null", bin, args, dir, dir);
-    int st = system(cmd);
-    run_result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
-    snprintf(path, sizeof path, "%s/out", dir);
-    r.out = ar_test_read_file(path, NULL);
-    snprintf(path, sizeof path, "%s/err", dir);
-    r.err = ar_test_read_file(path, NULL);
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    return r;
-}
 
 static void test_pull_help(void **state) {
     (void)state;
