@@ -7,11 +7,15 @@
  * counts or machines can be compared (equal hash = bit-identical logits). Token ids are a
  * fixed pseudo-random sequence.
  *
+ * --route CONFIG --conversation FILE: also the standard routing request (bench_route.c):
+ * whole decisions through the router API with the prefix cache cold and warm.
+ *
  * --tokenizer MODEL --corpus FILE: tokenizer load time, and single-thread encoding speed
  * over a corpus (a JSON-lines file with "text" fields, such as the tokenizer golden file,
  * or a plain text file, one text per line), cold (no word cache: every word goes through
  * BPE) and warm (the cache filled by a first pass), with the peak resident memory.
  */
+#include "bench_route.h"
 #include "cli.h"
 
 #include "archrouter.h"
@@ -32,7 +36,14 @@ static int usage(FILE *f) {
             "GB/s) after a 64-token prompt, peak RSS, and a hash of the logits (equal hashes:\n"
             "bit-identical results). --json keys: prefill_tok_s {\"64\", \"256\", \"512\"},\n"
             "decode_tok_s, peak_rss_mib, logits_hash, and more.\n"
-            "  --decode N     tokens per decode run (default 32)\n\n"
+            "  --decode N     tokens per decode run (default 32)\n"
+            "  --route CONFIG --conversation FILE\n"
+            "                 also time routing decisions (routes from CONFIG, an OpenAI\n"
+            "                 messages array in FILE; bench/route-config.yaml and\n"
+            "                 bench/route-conversation.json are the standard request):\n"
+            "                 cold (empty prefix cache), warm (cached prompt head), with\n"
+            "                 --scores' extra pass, and generic decoding of 8 tokens for\n"
+            "                 comparison; --json adds route_ms {\"cold\", \"warm\"} and more\n\n"
             "The tokenizer:\n"
             "  --tokenizer    tokenizer load time and encoding MB/s (single thread), cold\n"
             "                 (no word cache) and warm (cache filled by a first pass)\n"
@@ -308,7 +319,8 @@ static const char *precision_name(ar_precision p) {
 }
 
 static void print_model(const char *path, const ar_cli_model *m, const ar_cli_engine_opts *o,
-                        const model_result *r, int runs, int n_decode, bool json) {
+                        const model_result *r, int runs, int n_decode, bool json,
+                        const route_bench *rb) {
     ar_model_info in;
     ar_model_get_info(m->model, &in);
     double decode_tps = r->decode_ms > 0 ? 1e3 / r->decode_ms : 0;
@@ -331,6 +343,17 @@ static void print_model(const char *path, const ar_cli_model *m, const ar_cli_en
             "decode_tok_s", decode_tps, "decode_ms", r->decode_ms, "decode_weight_gb_s", gbs,
             "decode_tokens", n_decode, "peak_rss_mib", peak_rss_mb(), "logits_hash", hash,
             "load_ms", m->load_ms);
+        if (o_ && rb)
+            json_object_set_new(
+                o_, "route",
+                json_pack("{s:{s:f,s:f},s:f,s:f,s:i,s:i,s:i,s:i,s:s}", "route_ms", "cold",
+                          rb->cold_ms, "warm", rb->warm_ms, "scores_warm_ms", rb->scores_ms,
+                          "full_decode_8_ms", rb->full_ms, "prompt_tokens", rb->prompt_tokens,
+                          "cached_tokens", rb->cached_tokens, "decode_steps", rb->decode_steps,
+                          "routes", rb->n_routes, "answer", rb->answer));
+        if (o_ && rb)
+            json_object_set_new(o_, "route_ms",
+                                json_pack("{s:f,s:f}", "cold", rb->cold_ms, "warm", rb->warm_ms));
         char *s = o_ ? json_dumps(o_, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
                      : NULL;
         if (s) printf("%s\n", s);
@@ -351,12 +374,21 @@ static void print_model(const char *path, const ar_cli_model *m, const ar_cli_en
            decode_tps, gbs);
     printf("peak RSS   %.0f MiB\n", peak_rss_mb());
     printf("logits     hash %s (64-token prefill)\n", hash);
+    if (rb) {
+        printf("route      %d routes, %d prompt tokens (%d cached when warm), answer '%s' after "
+               "%d decode step%s\n",
+               rb->n_routes, rb->prompt_tokens, rb->cached_tokens, rb->answer, rb->decode_steps,
+               rb->decode_steps == 1 ? "" : "s");
+        printf("           cold %.1f ms, warm %.1f ms, warm with scores %.1f ms; generic decoding "
+               "(8 tokens) %.1f ms\n",
+               rb->cold_ms, rb->warm_ms, rb->scores_ms, rb->full_ms);
+    }
     printf("           medians of %d runs\n", runs);
 }
 
 int ar_cmd_bench(int argc, char **argv) {
     bool tokenizer = false, json = false, special = false;
-    const char *model = NULL, *corpus_path = NULL;
+    const char *model = NULL, *corpus_path = NULL, *route_cfg = NULL, *route_conv = NULL;
     int runs = 0, n_decode = 32;
     ar_cli_engine_opts o;
     ar_cli_engine_opts_init(&o);
@@ -375,6 +407,10 @@ int ar_cmd_bench(int argc, char **argv) {
             special = true;
         else if (strcmp(a, "--corpus") == 0 && i + 1 < argc)
             corpus_path = argv[++i];
+        else if (strcmp(a, "--route") == 0 && i + 1 < argc)
+            route_cfg = argv[++i];
+        else if (strcmp(a, "--conversation") == 0 && i + 1 < argc)
+            route_conv = argv[++i];
         else if ((strcmp(a, "--runs") == 0 || strcmp(a, "--decode") == 0) && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
@@ -402,12 +438,18 @@ int ar_cmd_bench(int argc, char **argv) {
         return ar_cli_finish_output(rc);
     }
     if (corpus_path) return ar_cli_usage_error("bench", "--corpus goes with --tokenizer");
+    if (!route_cfg != !route_conv)
+        return ar_cli_usage_error("bench", "--route CONFIG and --conversation FILE go together");
     if (runs == 0) runs = 3;
     ar_cli_model m;
     model_result r = {0};
-    int rc = ar_cli_open_model(model, &o, false, &m);
+    route_bench rb = {0};
+    int rc = ar_cli_open_model(model, &o, route_cfg != NULL, &m);
     if (rc == AR_EXIT_OK) rc = bench_model(&m, &o, runs, n_decode, &r);
-    if (rc == AR_EXIT_OK) print_model(model, &m, &o, &r, runs, n_decode, json);
+    if (rc == AR_EXIT_OK && route_cfg)
+        rc = ar_cli_bench_route(&m, &o, route_cfg, route_conv, runs, &rb);
+    if (rc == AR_EXIT_OK)
+        print_model(model, &m, &o, &r, runs, n_decode, json, route_cfg ? &rb : NULL);
     ar_cli_close_model(&m);
     return ar_cli_finish_output(rc);
 }
