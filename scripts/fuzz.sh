@@ -3,8 +3,8 @@
 #
 # usage: scripts/fuzz.sh [--seconds N] [--jobs J] [--max-len BYTES] [target...]
 #
-#   target         gguf, safetensors, tokenize, tokenizer_json, config, messages (or with
-#                  the fuzz_ prefix); default: all six
+#   target         gguf, safetensors, tokenize, tokenizer_json, config, messages, prompt
+#                  (or with the fuzz_ prefix); default: all seven
 #   --seconds N    fuzz each target for N seconds (default 30)
 #   --jobs J       parallel fuzzing processes per target, libFuzzer's -fork=J (default 1:
 #                  one in-process fuzzer, whose final stats are exact)
@@ -70,10 +70,11 @@ while [ $# -gt 0 ]; do
     tokenizer_json | fuzz_tokenizer_json) targets+=(tokenizer_json); shift ;;
     config | fuzz_config) targets+=(config); shift ;;
     messages | fuzz_messages) targets+=(messages); shift ;;
+    prompt | fuzz_prompt) targets+=(prompt); shift ;;
     *) echo "fuzz.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
 done
-all_targets=(gguf safetensors tokenize tokenizer_json config messages)
+all_targets=(gguf safetensors tokenize tokenizer_json config messages prompt)
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -89,7 +90,7 @@ echo "fuzz.sh: building $build (CC=${FUZZ_CC:-clang}, ASan + UBSan + libFuzzer)"
 if ! CC=${FUZZ_CC:-clang} cmake -S . -B "$build" -DAR_FUZZ=ON -DAR_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$corpus_root/build.log" 2>&1 ||
     ! cmake --build "$build" --target fuzz_gguf fuzz_safetensors fuzz_tokenize fuzz_tokenizer_json fuzz_config \
-        fuzz_messages gen_seeds \
+        fuzz_messages fuzz_prompt gen_seeds \
         -j "$(nproc 2>/dev/null || echo 2)" >>"$corpus_root/build.log" 2>&1; then
     tail -n 30 "$corpus_root/build.log" >&2
     die "build failed (full log: $corpus_root/build.log)"
@@ -110,6 +111,8 @@ printf 'routes:\n  - {name: a, description: d, model: m}\narchrouter: {router: {
     >"$corpus_root/config/seed/native-min.yaml"
 printf 'listeners: [{type: model, name: m, port: 1, timeout: 5s}]\nmodel_providers: [{model: a/b, endpoint: h, protocol: https}]\nrouting_preferences: [{name: r, description: d, models: [b]}]\nmodel_aliases: {x: {target: b}}\n' \
     >"$corpus_root/config/seed/archgw-list.yaml"
+printf '\000\000hello\000\001Sure?\000\000Book a flight, caf\303\251 \342\230\203 <|im_end|>' \
+    >"$corpus_root/prompt/seed/conversation.bin"
 printf '[{"role":"system","content":"s"},{"role":"user","content":"hi"}]' \
     >"$corpus_root/messages/seed/plain.json"
 printf '{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"u"}}]},{"role":"assistant","content":null,"tool_calls":[]},{"role":"tool","content":"x"}]}' \
