@@ -573,9 +573,9 @@ typedef struct ar_route_result {
     bool truncated;        /* older messages dropped or the last one shortened */
     int32_t decode_steps;  /* forward passes after the prompt (answer tokens) */
     double tokenize_ms, prefill_ms, decode_ms, scores_ms, total_ms;
-    bool invalid_answer;   /* remote routers: the model's text named no route and not
-                              "other" (unparsable, or an unknown name); route is NULL and
-                              answer "other". Never set by the local router. */
+    bool invalid_answer; /* remote routers: the model's text named no route and not
+                            "other" (unparsable, or an unknown name); route is NULL and
+                            answer "other". Never set by the local router. */
 } ar_route_result;
 
 /* Route a conversation (n messages, oldest first). The rules of Arch-Router: system,

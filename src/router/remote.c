@@ -123,9 +123,12 @@ void ar_remote_reply_free(ar_remote_reply *r) {
 static void gbnf_literal(ar_buf *b, const char *s) {
     ar_buf_puts(b, "\"");
     for (; *s; s++) {
-        if (*s == '"' || *s == '\\') ar_buf_printf(b, "\\%c", *s);
-        else if (*s == '\n') ar_buf_puts(b, "\\n");
-        else ar_buf_append(b, s, 1);
+        if (*s == '"' || *s == '\\')
+            ar_buf_printf(b, "\\%c", *s);
+        else if (*s == '\n')
+            ar_buf_puts(b, "\\n");
+        else
+            ar_buf_append(b, s, 1);
     }
     ar_buf_puts(b, "\"");
 }
@@ -184,8 +187,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud) {
     static const char key[] = "retry-after:";
     if (len > sizeof key && strncasecmp(data, key, sizeof key - 1) == 0) {
         char tmp[32];
-        size_t k = len - (sizeof key - 1) < sizeof tmp - 1 ? len - (sizeof key - 1)
-                                                            : sizeof tmp - 1;
+        size_t k =
+            len - (sizeof key - 1) < sizeof tmp - 1 ? len - (sizeof key - 1) : sizeof tmp - 1;
         memcpy(tmp, data + sizeof key - 1, k);
         tmp[k] = 0;
         char *end;
@@ -254,8 +257,10 @@ static ar_status read_reply(const exchange *x, ar_remote_reply *out, ar_err *err
         bool ok = true;
         json_array_foreach(lp, i, tok) {
             json_t *v = json_object_get(tok, "logprob");
-            if (!json_is_number(v)) ok = false;
-            else sum += json_number_value(v);
+            if (!json_is_number(v))
+                ok = false;
+            else
+                sum += json_number_value(v);
         }
         out->has_logprob = ok && isfinite(sum) && sum <= 0;
         out->logprob = out->has_logprob ? sum : 0;
@@ -301,8 +306,7 @@ ar_status ar_remote_complete(ar_remote *rm, const char *system, const char *body
     int retries = 0, probes = 0;
     long backoff = BACKOFF_FIRST_MS;
     for (;;) {
-        json_t *req = make_request(rm, system, body, choices, n_choices, guided, grammar,
-                                   logprobs);
+        json_t *req = make_request(rm, system, body, choices, n_choices, guided, grammar, logprobs);
         char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
         json_decref(req);
         if (!text) return ar_errf(err, AR_ERR_NOMEM, "out of memory for the request");

@@ -177,8 +177,10 @@ ar_status ar_router_new_remote(const ar_remote_params *params, ar_router **out) 
         return ar_errf(&r->err, AR_ERR_INVALID_ARG, "min_confidence must be within 0..1");
     r->tok = rp.tok;
     r->im_start = r->im_end = -1;
-    if (!rp.system_prompt) r->system_prompt = strdup(QWEN_SYSTEM);
-    else if (*rp.system_prompt) r->system_prompt = strdup(rp.system_prompt);
+    if (!rp.system_prompt)
+        r->system_prompt = strdup(QWEN_SYSTEM);
+    else if (*rp.system_prompt)
+        r->system_prompt = strdup(rp.system_prompt);
     if (rp.system_prompt && *rp.system_prompt && !r->system_prompt)
         return ar_errf(&r->err, AR_ERR_NOMEM, "out of memory");
     if (r->system_prompt &&
@@ -631,9 +633,9 @@ static ar_status route_remote(ar_router *r, const ar_message *msgs, int32_t n,
     char **choices = NULL;
     int32_t n_choices = 0;
     pthread_mutex_lock(&r->lock);
-    ar_status st = r->n_routes == 0 ? ar_errf(&err, AR_ERR_INVALID_ARG,
-                                              "no routes: set them before routing")
-                                    : AR_OK;
+    ar_status st = r->n_routes == 0
+                       ? ar_errf(&err, AR_ERR_INVALID_ARG, "no routes: set them before routing")
+                       : AR_OK;
     if (st == AR_OK) {
         ar_prompt_spec spec = spec_of(r);
         st = ar_prompt_build(&spec, msgs, n, &pr, &err);
@@ -650,8 +652,8 @@ static ar_status route_remote(ar_router *r, const ar_message *msgs, int32_t n,
     res->truncated = pr.truncated;
     ar_remote_reply rep = {0};
     if (st == AR_OK)
-        st = ar_remote_complete(r->remote, r->system_prompt, pr.text,
-                                (const char *const *)choices, n_choices, &rep, &err);
+        st = ar_remote_complete(r->remote, r->system_prompt, pr.text, (const char *const *)choices,
+                                n_choices, &rep, &err);
     for (int32_t i = 0; choices && i < n_choices; i++) free(choices[i]);
     free(choices);
     ar_prompt_free(&pr);
