@@ -476,6 +476,34 @@ static void test_eval_remote_mock(void **state) {
     char pred2[1100];
     snprintf(pred2, sizeof pred2, "%s.2", pred);
     check_mock_predictions(pred2);
+
+    /* `archrouter route` with backend: remote in the config uses the same server */
+    char cfg[1024], yaml[1024];
+    snprintf(cfg, sizeof cfg, "%s/remote.yaml", dir);
+    snprintf(yaml, sizeof yaml,
+             "routes:\n  - {name: r_a, description: Route A, model: openai/a}\n"
+             "  - {name: r_b, description: Route B, model: openai/b}\n"
+             "archrouter:\n  router: {backend: remote, base_url: 'http://127.0.0.1:%d/v1',\n"
+             "    remote_model: arch-router, api_key_env: EVAL_TEST_KEY, timeout_ms: 2000}\n",
+             m.port);
+    write_file(cfg, yaml);
+    snprintf(cmd, sizeof cmd, "route -c %s --json 'case-json please'", cfg);
+    r = run(cmd);
+    if (r.status != 0) fail_msg("route: status %d: %s", r.status, r.err);
+    assert_non_null(strstr(r.out, "\"route\":\"r_a\""));
+    run_free(&r);
+    snprintf(cmd, sizeof cmd, "route -c %s 'case-garbage'", cfg);
+    r = run(cmd);
+    assert_int_equal(r.status, 0); /* unparsable: no route, not an error */
+    assert_non_null(strstr(r.out, "(none)"));
+    run_free(&r);
+    write_file(cfg, "routes:\n  - {name: r_a, description: A, model: openai/a}\n"
+                    "archrouter:\n  router: {backend: remote, remote_model: x}\n");
+    snprintf(cmd, sizeof cmd, "route -c %s hi", cfg);
+    r = run(cmd);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "backend remote needs base_url"));
+    run_free(&r);
     mock_stop(&m);
 
     /* nothing listening: every decision fails, exit 1, each one reported */
