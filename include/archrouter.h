@@ -573,6 +573,9 @@ typedef struct ar_route_result {
     bool truncated;        /* older messages dropped or the last one shortened */
     int32_t decode_steps;  /* forward passes after the prompt (answer tokens) */
     double tokenize_ms, prefill_ms, decode_ms, scores_ms, total_ms;
+    bool invalid_answer; /* remote routers: the model's text named no route and not
+                            "other" (unparsable, or an unknown name); route is NULL and
+                            answer "other". Never set by the local router. */
 } ar_route_result;
 
 /* Route a conversation (n messages, oldest first). The rules of Arch-Router: system,
@@ -589,9 +592,72 @@ void ar_route_result_clear(ar_route_result *res);
 
 /* The prompt ar_router_route() would run for this conversation: its text (malloc'd,
  * NUL-terminated, *text_out; free() it) and, when ids_out is not NULL, its token ids
- * (malloc'd; free() them) and their count. For --explain and debugging. */
+ * (malloc'd; free() them) and their count. For --explain and debugging. On a remote router
+ * the text is the user message it sends (no chat template) and the ids are those of that
+ * text (*ids_out NULL and *n_ids 0 without a tokenizer). */
 ar_status ar_router_prompt(ar_router *router, const ar_message *msgs, int32_t n, char **text_out,
                            int32_t **ids_out, int32_t *n_ids);
+
+/* ---------------------------------------------------------------------------------------
+ * Remote router backend
+ *
+ * The same router with the model served elsewhere: any OpenAI-compatible chat completions
+ * endpoint (Arch-Router on vLLM, llama.cpp server or Ollama; or a general LLM such as
+ * GPT-4o used as a router). ar_router_set_routes(), ar_router_route(), ar_router_prompt()
+ * and ar_router_free() work unchanged on it.
+ *
+ *     ar_remote_params rp = ar_remote_default_params();
+ *     rp.base_url = "http://gpu-host:8000/v1";
+ *     rp.model = "katanemo/Arch-Router-1.5B";
+ *     ar_router *r = NULL;
+ *     if (ar_router_new_remote(&rp, &r) != AR_OK) { ... ar_router_errmsg(r) ... }
+ *
+ * Each decision POSTs {base_url}/chat/completions with two messages: the system prompt and,
+ * as the user message, the Arch-Router prompt's text (exactly what the local router puts
+ * between the chat template's user header and <|im_end|>; ar_router_prompt() returns it),
+ * temperature 0 and a small max_tokens. Where the server takes them it also sends vLLM's
+ * guided_choice and llama.cpp's grammar (the answer is then always a valid one) and asks
+ * for logprobs; a server that rejects one of these with HTTP 400 naming the field gets the
+ * request again without it, and the router stops sending that field. 429, 5xx and failed
+ * connections are retried with exponential backoff. The answer is read tolerantly
+ * ({"route": ...} in double or single quotes, in ```json fences, with text around it, or
+ * the bare name); an answer that names no route and not "other" is "no route" with
+ * invalid_answer set, never an error. probability is exp(sum of the answer tokens'
+ * log-probabilities) when the server returns them, else 1. Result fields that only the
+ * local engine measures (scores, cached_tokens, prefill/decode times) are zero;
+ * prompt_tokens and decode_steps come from the server's usage block when it has one.
+ *
+ * Token budget: with a tokenizer (the router model's tokenizer.json, optional) the
+ * conversation is cut to max_conversation_tokens exactly as locally; without one each
+ * message counts bytes / 4 tokens, as Katanemo's archgw estimates.
+ *
+ * Thread safety: decisions run in parallel on one remote router (the HTTP exchange runs
+ * outside its lock). A decision's strings point into the route set as usual, so do not
+ * replace the routes while another thread is routing.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct ar_remote_params {
+    const char *base_url;            /* "http://host:8000/v1" (required; copied) */
+    const char *model;               /* the served model's name (required; copied) */
+    const char *api_key;             /* sent as "Authorization: Bearer KEY"; NULL: none */
+    int32_t timeout_ms;              /* per HTTP request (default 10000; 0: no limit) */
+    int32_t max_retries;             /* after 429, 5xx or a failed connection (default 2) */
+    ar_prompt_layout layout;         /* default AR_LAYOUT_CARD */
+    const char *system_prompt;       /* NULL: Qwen2.5's default system prompt, which
+                                        Arch-Router was trained with; "": none */
+    int32_t max_conversation_tokens; /* default 2048 */
+    float min_confidence;            /* default 0; compared with probability */
+    const ar_tokenizer *tok;         /* optional, for exact token budgets (outlives the
+                                        router); NULL: bytes / 4 */
+    bool constrained;                /* send guided_choice and grammar (default true) */
+    bool logprobs;                   /* ask for logprobs (default true) */
+} ar_remote_params;
+
+ar_remote_params ar_remote_default_params(void);
+
+/* A router whose decisions are made by a remote server (nothing is contacted yet).
+ * [out] *out: as ar_model_open(): on failure it may hold a router whose errmsg says why. */
+ar_status ar_router_new_remote(const ar_remote_params *params, ar_router **out);
 
 /* ---------------------------------------------------------------------------------------
  * Configuration and conversations
@@ -617,6 +683,12 @@ int32_t ar_config_routes(const ar_config *cfg, ar_route *out, int32_t cap);
 /* The router settings of the file's `archrouter.router` section (defaults where absent);
  * system_prompt points into cfg. */
 ar_router_params ar_config_router_params(const ar_config *cfg);
+
+/* When the file's archrouter.router.backend is `remote`: fill *out with its base_url,
+ * remote_model, timeout_ms and prompt settings (strings point into cfg; api_key is read
+ * now from the environment variable named by api_key_env, NULL when unset) and return
+ * true. False (and *out untouched) for the local backend. */
+bool ar_config_router_remote(const ar_config *cfg, ar_remote_params *out);
 
 /* The router model named in the file (a path or a hub reference), or NULL; the number of
  * threads it asks for (0: default). */

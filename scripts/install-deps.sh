@@ -26,6 +26,7 @@ TEST_PKGS=(
   clang               # libFuzzer targets
   libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for clang 14
   clang-format        # style check
+  chromium            # renders the eval HTML report headless (scripts/check-report.sh)
 )
 
 pkgs=("${BUILD_PKGS[@]}")

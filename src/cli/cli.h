@@ -73,5 +73,6 @@ int ar_cmd_tokenize(int argc, char **argv);
 int ar_cmd_bench(int argc, char **argv);
 int ar_cmd_pull(int argc, char **argv);
 int ar_cmd_route(int argc, char **argv);
+int ar_cmd_eval(int argc, char **argv);
 
 #endif

@@ -6,7 +6,9 @@
  * if `archrouter pull` has cached it (a hub reference is looked up in the cache, never
  * downloaded here). Each MESSAGE argument is routed as a one-message conversation, in
  * order, on one loaded model (the prefix cache makes all but the first cheaper); -f reads
- * an OpenAI `messages` array or chat request from a file or standard input.
+ * an OpenAI `messages` array or chat request from a file or standard input. With
+ * `backend: remote` in the config's archrouter.router section no model is loaded: the
+ * decisions go to the configured chat completions server (ar_router_new_remote).
  */
 #include "cli.h"
 
@@ -271,6 +273,21 @@ int ar_cmd_route(int argc, char **argv) {
             goto done;
         }
     }
+    ar_remote_params remote;
+    if (ar_config_router_remote(cfg, &remote) && !o.model) {
+        if (o.layout >= 0) remote.layout = (ar_prompt_layout)o.layout;
+        if (o.min_confidence >= 0) remote.min_confidence = o.min_confidence;
+        if (ar_router_new_remote(&remote, &router) != AR_OK ||
+            ar_router_set_routes(router, routes, n_routes) != AR_OK) {
+            rc = ar_cli_fail("%s", ar_router_errmsg(router));
+            goto done;
+        }
+        if (!o.json)
+            fprintf(stderr, "archrouter: %d routes from %s; remote router %s at %s\n",
+                    (int)n_routes, o.config, remote.model, remote.base_url);
+        rc = AR_EXIT_OK;
+        goto route;
+    }
     rc = resolve_model(&o, cfg, path, sizeof path);
     if (rc != AR_EXIT_OK) goto done;
     if (eo.ep.n_threads == 0) eo.ep.n_threads = ar_config_router_threads(cfg);
@@ -292,6 +309,7 @@ int ar_cmd_route(int argc, char **argv) {
                 "%s kernels)\n",
                 (int)n_routes, o.config, path, m.load_ms, ar_engine_n_threads(m.engine),
                 ar_engine_cpu_name(m.engine));
+route:
     if (o.file) {
         rc = route_one(router, &o, routes, conv, n_conv, NULL);
     } else {

@@ -710,7 +710,7 @@ static ar_status read_aliases(cx *c, const ynode *m) {
 
 /* ---- settings (archrouter section and listeners) ---------------------------------------- */
 
-typedef enum skind { S_STR, S_INT, S_I64, S_DBL, S_BOOL, S_LAYOUT, S_STRLIST } skind;
+typedef enum skind { S_STR, S_INT, S_I64, S_DBL, S_BOOL, S_LAYOUT, S_STRLIST, S_BACKEND } skind;
 
 typedef struct setting {
     const char *key;
@@ -732,6 +732,10 @@ static const setting router_settings[] = {
     {"timeout_ms", S_INT, R(timeout_ms), 0, 3600000},
     {"prefix_cache_mb", S_INT, R(prefix_cache_mb), 0, 65536},
     {"scores", S_BOOL, R(scores), 0, 0},
+    {"backend", S_BACKEND, R(remote), 0, 0},
+    {"base_url", S_STR, R(base_url), 0, 0},
+    {"remote_model", S_STR, R(remote_model), 0, 0},
+    {"api_key_env", S_STR, R(api_key_env), 0, 0},
 };
 
 static const setting server_settings[] = {
@@ -779,6 +783,12 @@ static ar_status read_setting(cx *c, const setting *s, const ynode *v, const cha
         }
         return AR_OK;
     }
+    case S_BACKEND:
+        if (v->kind == YN_SCALAR && (!strcmp(v->s, "local") || !strcmp(v->s, "remote"))) {
+            *(bool *)field = !strcmp(v->s, "remote");
+            return AR_OK;
+        }
+        return FAIL(c, v, "%s: expected local or remote", what);
     case S_STRLIST: {
         ar_config_server *srv = base;
         if ((st = want(c, v, YN_SEQ, what)) != AR_OK) return st;
@@ -822,6 +832,19 @@ static ar_status read_settings(cx *c, const ynode *m, const char *what, const se
     }
 }
 
+/* backend: remote needs a server and a model name, given as http(s) URL and text. */
+static ar_status check_remote(cx *c, const ynode *m, const ar_config_router *r) {
+    if (!r->remote) return AR_OK;
+    if (!r->base_url || !r->base_url[0])
+        return FAIL(c, m, "archrouter.router: backend remote needs base_url");
+    if (strncmp(r->base_url, "http://", 7) && strncmp(r->base_url, "https://", 8))
+        return FAIL(c, m, "archrouter.router.base_url: '%.200s' is not an http(s) URL",
+                    r->base_url);
+    if (!r->remote_model || !r->remote_model[0])
+        return FAIL(c, m, "archrouter.router: backend remote needs remote_model");
+    return AR_OK;
+}
+
 static ar_status read_archrouter(cx *c, const ynode *m) {
     static const char *const keys[] = {"router", "server"};
     ar_status st = want(c, m, YN_MAP, "archrouter");
@@ -834,10 +857,11 @@ static ar_status read_archrouter(cx *c, const ynode *m) {
         if ((st = map_next(c, &it, "archrouter", &k, &v, &idx)) != AR_OK) return st;
         if (!k) return AR_OK;
         if (is_null(v)) continue;
-        if (idx == 0)
+        if (idx == 0) {
             st = read_settings(c, v, "archrouter.router", router_settings, NKEYS(router_settings),
                                &c->cfg->router);
-        else if (idx == 1)
+            if (st == AR_OK) st = check_remote(c, v, &c->cfg->router);
+        } else if (idx == 1)
             st = read_settings(c, v, "archrouter.server", server_settings, NKEYS(server_settings),
                                &c->cfg->server);
         else
@@ -1098,6 +1122,9 @@ void ar_config_free(ar_config *cfg) {
     free(cfg->aliases);
     free(cfg->router.model);
     free(cfg->router.system_prompt);
+    free(cfg->router.base_url);
+    free(cfg->router.remote_model);
+    free(cfg->router.api_key_env);
     free(cfg->server.address);
     for (size_t i = 0; i < cfg->server.n_api_keys; i++) free(cfg->server.api_keys[i]);
     free(cfg->server.api_keys);

@@ -86,6 +86,10 @@ typedef struct ar_config_router {
     int timeout_ms;              /* 1000 (0 = no deadline, ..3600000) */
     int prefix_cache_mb;         /* 256 (0 = off, ..65536) */
     bool scores;                 /* false: compute a probability for every route */
+    bool remote;                 /* backend: local (false, default) or remote */
+    char *base_url;              /* remote: the chat completions server ("http://h/v1"); NULL */
+    char *remote_model;          /* remote: the model name the server serves; NULL */
+    char *api_key_env;           /* remote: the environment variable holding its key; NULL */
 } ar_config_router;
 
 /* archrouter.server (and archgw `listeners`): the gateway. */

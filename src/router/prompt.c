@@ -5,7 +5,9 @@
  *     without text are left out; user and assistant messages stay in order. The newest
  *     messages whose content fits the token budget are kept; when even the newest one is
  *     longer, it keeps the head and the tail of its tokens (half the budget each), joined
- *     by "\n...\n" at UTF-8 character boundaries.
+ *     by "\n...\n" at UTF-8 character boundaries. Without a tokenizer (a remote router
+ *     given none) a message counts bytes / 4 tokens, as archgw estimates, and a cut keeps
+ *     budget * 2 bytes at each end.
  * (2) Text: the chat header, the instruction head, the routes JSON, the conversation JSON,
  *     the instruction tail and the assistant header, in the chosen layout. The template's
  *     control tokens are recorded as markers while the text is written.
@@ -13,6 +15,9 @@
  *     matching), the markers become their ids, as the reference tokenizer splits at added
  *     tokens before the pre-tokenizer. Then the head: the ids whose bytes end before the
  *     conversation JSON.
+ * A body-only prompt (spec.body_only) is the user message's text alone, from the
+ * instruction head to the end of the instructions, for servers that apply the chat
+ * template themselves; the local prompt's bytes between the user header and <|im_end|>.
  */
 #include "router/prompt.h"
 
@@ -112,6 +117,24 @@ static ar_status shorten(const ar_tokenizer *tok, kept *m, const int32_t *ids, s
     return AR_OK;
 }
 
+/* The same without a tokenizer: keep budget * 2 bytes of the head and of the tail. */
+static ar_status shorten_bytes(kept *m, int32_t budget, ar_err *err) {
+    size_t keep = (size_t)budget * 2;
+    char *out = malloc(2 * keep + 6);
+    if (!out) return ar_errf(err, AR_ERR_NOMEM, "out of memory shortening a message");
+    size_t hl = whole_head(m->text, keep);
+    const char *tail = m->text + m->len - keep;
+    size_t skip = skip_partial(tail, keep);
+    memcpy(out, m->text, hl);
+    memcpy(out + hl, "\n...\n", 5);
+    memcpy(out + hl + 5, tail + skip, keep - skip);
+    out[hl + 5 + keep - skip] = 0;
+    m->owned = out;
+    m->text = out;
+    m->len = hl + 5 + keep - skip;
+    return AR_OK;
+}
+
 /* Apply the rules: *kept_out holds the messages to write (oldest first), *n_kept many. */
 static ar_status select_messages(const ar_prompt_spec *spec, const ar_message *msgs, int32_t n,
                                  kept **kept_out, int32_t *n_kept, bool *truncated, ar_err *err) {
@@ -156,14 +179,16 @@ static ar_status select_messages(const ar_prompt_spec *spec, const ar_message *m
     int64_t used = 0;
     for (int32_t i = m - 1; i >= 0; i--) {
         int32_t *ids = NULL;
-        size_t n_ids = 0;
-        ar_status st = tokenize_plain(spec->tok, k[i].text, k[i].len, &ids, &n_ids, err);
+        size_t n_ids = k[i].len / 4; /* archgw's estimate when there is no tokenizer */
+        ar_status st = AR_OK;
+        if (spec->tok) st = tokenize_plain(spec->tok, k[i].text, k[i].len, &ids, &n_ids, err);
         if (st != AR_OK) {
             free(k);
             return st;
         }
         if (i == m - 1 && (int64_t)n_ids > spec->budget) {
-            st = shorten(spec->tok, &k[i], ids, n_ids, spec->budget, err);
+            st = spec->tok ? shorten(spec->tok, &k[i], ids, n_ids, spec->budget, err)
+                           : shorten_bytes(&k[i], spec->budget, err);
             free(ids);
             if (st != AR_OK) {
                 free(k);
@@ -219,15 +244,18 @@ static void write_text(builder *b, const ar_prompt_spec *spec, const kept *k, in
     bool card = spec->layout == AR_LAYOUT_CARD;
     const char *gap = card ? "\n\n" : "\n"; /* around each JSON block */
     ar_buf *t = &b->text;
-    if (spec->system_prompt) {
+    bool wrap = !spec->body_only;
+    if (wrap && spec->system_prompt) {
         put_marker(b, spec->im_start, "<|im_start|>");
         ar_buf_puts(t, "system\n");
         ar_buf_puts(t, spec->system_prompt);
         put_marker(b, spec->im_end, "<|im_end|>");
         ar_buf_puts(t, "\n");
     }
-    put_marker(b, spec->im_start, "<|im_start|>");
-    ar_buf_puts(t, "user\n");
+    if (wrap) {
+        put_marker(b, spec->im_start, "<|im_start|>");
+        ar_buf_puts(t, "user\n");
+    }
     ar_buf_puts(t, INTRO);
     if (card) ar_buf_puts(t, "\n");
     ar_buf_puts(t, "[");
@@ -262,6 +290,7 @@ static void write_text(builder *b, const ar_prompt_spec *spec, const kept *k, in
     if (card) ar_buf_puts(t, " ");
     ar_buf_puts(t, RULE3);
     ar_buf_puts(t, card ? " \n" : "\n");
+    if (!wrap) return;
     put_marker(b, spec->im_end, "<|im_end|>");
     ar_buf_puts(t, "\n");
     put_marker(b, spec->im_start, "<|im_start|>");
@@ -326,6 +355,7 @@ ar_status ar_prompt_build(const ar_prompt_spec *spec, const ar_message *msgs, in
     out->text = b.text.data;
     out->len = b.text.len;
     out->messages_used = n_kept;
+    if (!spec->tok) return AR_OK; /* text only */
     st = tokenize_prompt(&b, spec->tok, out, err);
     if (st != AR_OK) ar_prompt_free(out);
     return st;

@@ -27,6 +27,8 @@ typedef struct ar_prompt_spec {
     const ar_route *routes;
     int32_t n_routes;
     int32_t budget; /* conversation tokens kept, newest first */
+    bool body_only; /* only the user message's text, without the chat template around it
+                       (what a remote router sends as its user message) */
 } ar_prompt_spec;
 
 typedef struct ar_prompt {
@@ -40,7 +42,9 @@ typedef struct ar_prompt {
     bool truncated;
 } ar_prompt;
 
-/* Build the prompt of a conversation. Errors (with a message in err): an unknown role, a
+/* Build the prompt of a conversation. spec->tok may be NULL (remote routers without a
+ * tokenizer): the budget then counts archgw's estimate of bytes / 4 per message and the
+ * prompt has no ids. Errors (with a message in err): an unknown role, a
  * text that is not UTF-8, no user message left after the rules, out of memory. */
 ar_status ar_prompt_build(const ar_prompt_spec *spec, const ar_message *msgs, int32_t n,
                           ar_prompt *out, ar_err *err);

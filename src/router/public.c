@@ -53,6 +53,22 @@ ar_router_params ar_config_router_params(const ar_config *cfg) {
     return p;
 }
 
+bool ar_config_router_remote(const ar_config *cfg, ar_remote_params *out) {
+    if (!cfg || !out || !cfg->router.remote) return false;
+    const ar_config_router *r = &cfg->router;
+    ar_remote_params p = ar_remote_default_params();
+    p.base_url = r->base_url;
+    p.model = r->remote_model;
+    p.api_key = r->api_key_env && *r->api_key_env ? getenv(r->api_key_env) : NULL;
+    p.timeout_ms = r->timeout_ms;
+    p.layout = r->layout == AR_CONFIG_LAYOUT_ARCHGW ? AR_LAYOUT_ARCHGW : AR_LAYOUT_CARD;
+    p.system_prompt = r->system_prompt;
+    p.max_conversation_tokens = r->max_conversation_tokens;
+    p.min_confidence = (float)r->min_confidence;
+    *out = p;
+    return true;
+}
+
 const char *ar_config_router_model(const ar_config *cfg) {
     return cfg ? cfg->router.model : NULL;
 }

@@ -20,6 +20,11 @@
  * a valid answer: at every step the greedy token, if it continues a valid answer, is the
  * largest logit among the allowed ones. One mutex serializes decisions on a router (the
  * engine runs one evaluation at a time anyway) and guards the route set.
+ *
+ * A remote router (ar_router_new_remote) has no engine: the same route set and prompt
+ * rules, the prompt's body sent to a chat completions server by remote.c, and the answer
+ * matched against the routes. Its lock is held only while the prompt is built and while
+ * the answer is matched, so decisions run in parallel.
  */
 #include "archrouter.h"
 
@@ -29,6 +34,7 @@
 #include "base/utf8.h"
 #include "router/pcache.h"
 #include "router/prompt.h"
+#include "router/remote.h"
 #include "router/trie.h"
 
 #include <math.h>
@@ -63,6 +69,7 @@ struct ar_router {
     int32_t *work_ids;
     int32_t n_work; /* ids whose KV the working sequence holds */
     ar_pcache *cache;
+    ar_remote *remote; /* NULL: decisions run on the local engine */
 
     float *logits; /* n_vocab */
     float *tree_logits;
@@ -148,6 +155,46 @@ ar_status ar_router_new(ar_engine *engine, const ar_tokenizer *tok, const ar_rou
     return AR_OK;
 }
 
+ar_status ar_router_new_remote(const ar_remote_params *params, ar_router **out) {
+    if (!out) return AR_ERR_INVALID_ARG;
+    ar_router *r = calloc(1, sizeof *r);
+    *out = r;
+    if (!r) return AR_ERR_NOMEM;
+    r->failed = true;
+    ar_remote_params rp = params ? *params : ar_remote_default_params();
+    r->p = ar_router_default_params();
+    r->p.layout = rp.layout;
+    r->p.max_conversation_tokens = rp.max_conversation_tokens;
+    r->p.min_confidence = rp.min_confidence;
+    r->p.prefix_cache_bytes = 0;
+    if (r->p.layout != AR_LAYOUT_CARD && r->p.layout != AR_LAYOUT_ARCHGW)
+        return ar_errf(&r->err, AR_ERR_INVALID_ARG, "unknown prompt layout %d", r->p.layout);
+    if (r->p.max_conversation_tokens < 16)
+        return ar_errf(&r->err, AR_ERR_INVALID_ARG,
+                       "max_conversation_tokens %d is too small (at least 16)",
+                       (int)r->p.max_conversation_tokens);
+    if (!(r->p.min_confidence >= 0.0f && r->p.min_confidence <= 1.0f))
+        return ar_errf(&r->err, AR_ERR_INVALID_ARG, "min_confidence must be within 0..1");
+    r->tok = rp.tok;
+    r->im_start = r->im_end = -1;
+    if (!rp.system_prompt)
+        r->system_prompt = strdup(QWEN_SYSTEM);
+    else if (*rp.system_prompt)
+        r->system_prompt = strdup(rp.system_prompt);
+    if (rp.system_prompt && *rp.system_prompt && !r->system_prompt)
+        return ar_errf(&r->err, AR_ERR_NOMEM, "out of memory");
+    if (r->system_prompt &&
+        !ar_utf8_valid((const uint8_t *)r->system_prompt, strlen(r->system_prompt), NULL))
+        return ar_errf(&r->err, AR_ERR_INVALID_INPUT, "the system prompt is not UTF-8");
+    ar_status st = ar_remote_new(&rp, &r->remote, &r->err);
+    if (st != AR_OK) return st;
+    if (pthread_mutex_init(&r->lock, NULL) != 0)
+        return ar_errf(&r->err, AR_ERR_NOMEM, "cannot create a mutex");
+    r->lock_ready = true;
+    r->failed = false;
+    return AR_OK;
+}
+
 static void free_routes(ar_route *routes, const char **names, int32_t n) {
     for (int32_t i = 0; routes && i < n; i++) {
         free((char *)routes[i].name);
@@ -164,6 +211,7 @@ void ar_router_free(ar_router *r) {
     ar_trie_free(&r->trie);
     ar_seq_free(r->work);
     ar_pcache_free(r->cache);
+    ar_remote_free(r->remote);
     free(r->system_prompt);
     free(r->work_ids);
     free(r->logits);
@@ -245,14 +293,14 @@ ar_status ar_router_set_routes(ar_router *r, const ar_route *routes, int32_t n) 
         free_routes(copy, names, n);
         return ar_errf(&r->err, AR_ERR_NOMEM, "out of memory for the routes");
     }
-    ar_trie trie;
-    st = ar_trie_build(&trie, r->tok, names, n, r->im_end, &r->err);
+    ar_trie trie = {0}; /* a remote router needs no answer trie */
+    st = r->remote ? AR_OK : ar_trie_build(&trie, r->tok, names, n, r->im_end, &r->err);
     if (st != AR_OK) {
         free_routes(copy, names, n);
         return st;
     }
-    int32_t *row = malloc((size_t)trie.n_nodes * sizeof *row);
-    if (!row) {
+    int32_t *row = r->remote ? NULL : malloc((size_t)trie.n_nodes * sizeof *row);
+    if (!row && !r->remote) {
         ar_trie_free(&trie);
         free_routes(copy, names, n);
         return ar_errf(&r->err, AR_ERR_NOMEM, "out of memory for the routes");
@@ -281,7 +329,8 @@ static ar_prompt_spec spec_of(const ar_router *r) {
                         .im_end = r->im_end,
                         .routes = r->routes,
                         .n_routes = r->n_routes,
-                        .budget = r->p.max_conversation_tokens};
+                        .budget = r->p.max_conversation_tokens,
+                        .body_only = r->remote != NULL};
     return s;
 }
 
@@ -557,14 +606,98 @@ static ar_status route_locked(ar_router *r, const ar_message *msgs, int32_t n,
     return st;
 }
 
+/* The exact answers a remote server may be constrained to: each route's, then "other". */
+static char **remote_choices(const ar_router *r) {
+    char **c = calloc((size_t)r->n_routes + 1, sizeof *c);
+    for (int32_t i = 0; c && i <= r->n_routes; i++) {
+        ar_buf b = {0};
+        ar_prompt_answer(&b, i < r->n_routes ? r->routes[i].name : "other", false);
+        c[i] = b.data;
+        if (b.oom || !b.data) {
+            ar_buf_free(&b);
+            for (int32_t k = 0; k < i; k++) free(c[k]);
+            free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* A remote decision: prompt and choices under the lock, the HTTP exchange outside it, the
+ * answer matched under the lock again. */
+static ar_status route_remote(ar_router *r, const ar_message *msgs, int32_t n,
+                              ar_route_result *res) {
+    double t_start = ar_clock_ms();
+    ar_err err = {{0}};
+    ar_prompt pr = {0};
+    char **choices = NULL;
+    int32_t n_choices = 0;
+    pthread_mutex_lock(&r->lock);
+    ar_status st = r->n_routes == 0
+                       ? ar_errf(&err, AR_ERR_INVALID_ARG, "no routes: set them before routing")
+                       : AR_OK;
+    if (st == AR_OK) {
+        ar_prompt_spec spec = spec_of(r);
+        st = ar_prompt_build(&spec, msgs, n, &pr, &err);
+    }
+    if (st == AR_OK) {
+        n_choices = r->n_routes + 1;
+        choices = remote_choices(r);
+        if (!choices) st = ar_errf(&err, AR_ERR_NOMEM, "out of memory");
+    }
+    pthread_mutex_unlock(&r->lock);
+    res->tokenize_ms = ar_clock_ms() - t_start;
+    res->prompt_tokens = pr.n_ids;
+    res->messages_used = pr.messages_used;
+    res->truncated = pr.truncated;
+    ar_remote_reply rep = {0};
+    if (st == AR_OK)
+        st = ar_remote_complete(r->remote, r->system_prompt, pr.text, (const char *const *)choices,
+                                n_choices, &rep, &err);
+    for (int32_t i = 0; choices && i < n_choices; i++) free(choices[i]);
+    free(choices);
+    ar_prompt_free(&pr);
+    pthread_mutex_lock(&r->lock);
+    if (st == AR_OK) {
+        char name[MAX_NAME_BYTES + 1];
+        int32_t idx = -1; /* n_routes: "other" */
+        if (ar_remote_parse_answer(rep.text, name, sizeof name)) {
+            if (strcmp(name, "other") == 0) idx = r->n_routes;
+            for (int32_t i = 0; idx < 0 && i < r->n_routes; i++)
+                if (strcmp(name, r->routes[i].name) == 0) idx = i;
+        }
+        res->invalid_answer = idx < 0;
+        res->probability = rep.has_logprob ? (float)exp(rep.logprob) : 1.0f;
+        bool matched = idx >= 0 && idx < r->n_routes && res->probability >= r->p.min_confidence;
+        res->answer = idx >= 0 && idx < r->n_routes ? r->routes[idx].name : "other";
+        res->route_index = matched ? idx : -1;
+        res->route = matched ? r->routes[idx].name : NULL;
+        res->model = matched ? r->routes[idx].model : NULL;
+        if (rep.prompt_tokens > 0) res->prompt_tokens = rep.prompt_tokens;
+        res->decode_steps = rep.completion_tokens;
+        r->err.msg[0] = 0;
+    } else {
+        r->err = err;
+    }
+    pthread_mutex_unlock(&r->lock);
+    ar_remote_reply_free(&rep);
+    res->total_ms = ar_clock_ms() - t_start;
+    return st;
+}
+
 ar_status ar_router_route(ar_router *r, const ar_message *msgs, int32_t n, ar_route_result *res) {
     if (!res) return AR_ERR_INVALID_ARG;
     *res = (ar_route_result){.route_index = -1};
     if (!r || r->failed) return AR_ERR_INVALID_ARG;
-    pthread_mutex_lock(&r->lock);
-    ar_status st = route_locked(r, msgs, n, res);
-    if (st == AR_OK) r->err.msg[0] = 0;
-    pthread_mutex_unlock(&r->lock);
+    ar_status st;
+    if (r->remote) {
+        st = route_remote(r, msgs, n, res);
+    } else {
+        pthread_mutex_lock(&r->lock);
+        st = route_locked(r, msgs, n, res);
+        if (st == AR_OK) r->err.msg[0] = 0;
+        pthread_mutex_unlock(&r->lock);
+    }
     if (st != AR_OK) {
         ar_route_result_clear(res);
         res->route_index = -1;
@@ -591,7 +724,7 @@ ar_status ar_router_prompt(ar_router *r, const ar_message *msgs, int32_t n, char
     if (st != AR_OK) return st;
     *text_out = pr.text;
     pr.text = NULL;
-    if (ids_out) {
+    if (ids_out) { /* NULL for a remote router without a tokenizer */
         *ids_out = pr.ids;
         pr.ids = NULL;
     }
