@@ -15,6 +15,11 @@
 ar_status ar_gw_request_parse(const char *body, size_t len, ar_gw_request *out, ar_err *err) {
     memset(out, 0, sizeof *out);
     if (!body) return ar_errf(err, AR_ERR_FORMAT, "empty request body");
+    /* jansson stops at a raw NUL byte and may accept what comes before: refuse it here, so
+       what is validated is the whole body that gets forwarded. */
+    if (memchr(body, 0, len))
+        return ar_errf(err, AR_ERR_FORMAT, "the request body contains a NUL byte (offset %zu)",
+                       (size_t)((const char *)memchr(body, 0, len) - body));
     json_error_t je;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)

@@ -2,8 +2,8 @@
  * request.h - an OpenAI chat completions request as the gateway receives it: validation and
  * the one edit the gateway makes before forwarding (the `model` value).
  *
- * ar_gw_request_parse() checks the body: JSON (jansson rejects invalid UTF-8 and "\u0000"),
- * one top-level object without duplicate keys, `messages` a non-empty array of valid
+ * ar_gw_request_parse() checks the body: no raw NUL byte, JSON (jansson rejects invalid UTF-8
+ * and "\u0000"), one top-level object without duplicate keys, `messages` a non-empty array of valid
  * messages (router/messages.h), `model` a string when present, `stream` a boolean when
  * present. Every error is a client error, reported as "FIELD: what is wrong".
  *

@@ -32,6 +32,7 @@ typedef struct mreq {
     char *body;
     size_t len;
     char model[64];
+    bool stream;
     int step;
     mock_upstream *m;
 } mreq;
@@ -75,7 +76,12 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         if (s == 2) return snprintf(buf, max, "data: [DONE]\n\n");
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
-    /* hang */
+    if (strcmp(r->model, "hang") != 0) { /* any other model asked to stream */
+        if (s == 0) return chunk(buf, max, "hello from ");
+        if (s == 1) return chunk(buf, max, r->model);
+        if (s == 2) return snprintf(buf, max, "data: [DONE]\n\n");
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
     if (s == 0) return chunk(buf, max, "hanging");
     if (s > 500) return MHD_CONTENT_READER_END_OF_STREAM; /* 10 s at most */
     sleep_ms(20);
@@ -127,6 +133,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     json_t *j = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
     const char *model = json_string_value(json_object_get(j, "model"));
     snprintf(r->model, sizeof r->model, "%s", model ? model : "");
+    r->stream = json_is_true(json_object_get(j, "stream"));
     json_decref(j);
     pthread_mutex_lock(&m->mu);
     m->requests++;
@@ -149,7 +156,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return send_text(c, 503, "application/json",
                          "{\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\","
                          "\"param\":null,\"code\":\"overloaded\"}}");
-    if (!strcmp(r->model, "sse") || !strcmp(r->model, "slow-sse") || !strcmp(r->model, "hang")) {
+    if (r->stream || !strcmp(r->model, "sse") || !strcmp(r->model, "slow-sse") ||
+        !strcmp(r->model, "hang")) {
         struct MHD_Response *resp =
             MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, r, NULL);
         MHD_add_response_header(resp, "Content-Type", "text/event-stream");

@@ -10,7 +10,8 @@
  *   hang       one chunk, then an SSE comment every 20 ms until the reader goes away
  *   err400     HTTP 400 with an OpenAI error body (code "bad_thing")
  *   err503     HTTP 503 with an OpenAI error body (code "overloaded")
- * anything else: like json, with the model in the content.
+ * anything else: like json, with the model in the content; with "stream": true, any model
+ * but the ones above streams "hello from " and the model as two chunks, then [DONE].
  * It records the last request's body and headers, counts requests, and counts responses
  * that ended because the reader disconnected.
  */

@@ -494,6 +494,24 @@ static void test_bad_input(void **state) {
         expect_error(&r, 400, "invalid_request_error");
         http_free(&r);
     }
+    { /* a raw NUL byte inside an otherwise valid body (found by fuzz_request) */
+        const char nul_body[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                                "\"n\":1\0}";
+        char url[128];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", f.port);
+        CURL *c = curl_easy_init();
+        FILE *sink = fopen("/dev/null", "w");
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, nul_body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)sizeof nul_body - 1);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+        assert_int_equal(curl_easy_perform(c), CURLE_OK);
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        assert_int_equal(status, 400);
+        curl_easy_cleanup(c);
+        fclose(sink);
+    }
     assert_int_equal(mock_requests(f.mock), before);
     http_res r = chat(&f, "{\"model\":\"nope/none\",\"messages\":[{\"role\":\"user\","
                           "\"content\":\"x\"}]}");
@@ -644,7 +662,13 @@ static void test_endpoints_and_metrics(void **state) {
     r = chat(&f,
              "{\"model\":\"mock/err400\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
     http_free(&r);
-    r = http_do("GET", f.port, "/metrics", NULL, NULL);
+    /* requests are counted when their connection has sent the response: wait for that */
+    for (int i = 0; i < 200; i++) {
+        r = http_do("GET", f.port, "/metrics", NULL, NULL);
+        if (strstr(r.body, "model=\"mock/err400\",status=\"400\"} 1") || i == 199) break;
+        http_free(&r);
+        sleep_ms(10);
+    }
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "archrouter_requests_total{endpoint=\"chat\",route=\"coding\","
                                    "model=\"mock/sse\",status=\"200\"} 1"));
