@@ -803,6 +803,42 @@ ar_status ar_pull(const char *ref, const ar_pull_params *params, ar_pull_result 
 ar_status ar_model_resolve(const char *ref_or_path, const ar_pull_params *params, char *path_out,
                            size_t cap, char *errbuf, size_t errcap);
 
+/* ---------------------------------------------------------------------------------------
+ * Gateway
+ *
+ * An OpenAI-compatible HTTP proxy (docs/gateway.md) that routes every chat request with a
+ * router and forwards it to the chosen provider of a configuration, streaming included.
+ *
+ *     ar_gateway *gw = NULL;
+ *     char err[512];
+ *     if (ar_gateway_start(cfg, router, 2, &gw, err, sizeof err) != AR_OK) ...
+ *     printf("listening on port %d\n", ar_gateway_port(gw));
+ *     ... wait for SIGTERM ...
+ *     ar_gateway_stop(gw, 10000);   // finish in-flight requests for up to 10 s
+ *
+ * The configuration and the router are borrowed and must outlive the gateway; the router's
+ * routes must be the configuration's (ar_config_routes), already set. The gateway runs its
+ * own threads; none of these functions may be called from them.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct ar_gateway ar_gateway;
+
+/* Start serving cfg's archrouter.server listener. router: NULL turns routing off (then a
+ * request's `model` picks the provider); it must not be NULL when cfg has routes.
+ * access_log_fd: where JSON-lines access log records go (-1: nowhere).
+ * Errors (errbuf): AR_ERR_FORMAT (no providers, a provider without a known base_url, an
+ * access key variable that is not set), AR_ERR_IO (cannot listen), AR_ERR_INVALID_ARG,
+ * AR_ERR_NOMEM. */
+ar_status ar_gateway_start(const ar_config *cfg, ar_router *router, int access_log_fd,
+                           ar_gateway **out, char *errbuf, size_t errcap);
+
+/* The TCP port the gateway listens on (the one chosen when the config says port 0). */
+int32_t ar_gateway_port(const ar_gateway *gw);
+
+/* Graceful stop: stop accepting connections, let requests in flight finish for up to
+ * drain_ms milliseconds, cancel the rest, free the gateway. NULL is a no-op. */
+void ar_gateway_stop(ar_gateway *gw, int32_t drain_ms);
+
 #ifdef __cplusplus
 }
 #endif

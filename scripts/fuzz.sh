@@ -3,7 +3,8 @@
 #
 # usage: scripts/fuzz.sh [--seconds N] [--jobs J] [--max-len BYTES] [target...]
 #
-#   target         gguf, safetensors, tokenize, tokenizer_json, config, messages, prompt
+#   target         gguf, safetensors, tokenize, tokenizer_json, config, messages, prompt,
+#                  request
 #                  (or with the fuzz_ prefix); default: all seven
 #   --seconds N    fuzz each target for N seconds (default 30)
 #   --jobs J       parallel fuzzing processes per target, libFuzzer's -fork=J (default 1:
@@ -70,11 +71,11 @@ while [ $# -gt 0 ]; do
     tokenizer_json | fuzz_tokenizer_json) targets+=(tokenizer_json); shift ;;
     config | fuzz_config) targets+=(config); shift ;;
     messages | fuzz_messages) targets+=(messages); shift ;;
-    prompt | fuzz_prompt) targets+=(prompt); shift ;;
+    prompt | fuzz_prompt request) targets+=(prompt request); shift ;;
     *) echo "fuzz.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
 done
-all_targets=(gguf safetensors tokenize tokenizer_json config messages prompt)
+all_targets=(gguf safetensors tokenize tokenizer_json config messages prompt request)
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -90,7 +91,7 @@ echo "fuzz.sh: building $build (CC=${FUZZ_CC:-clang}, ASan + UBSan + libFuzzer)"
 if ! CC=${FUZZ_CC:-clang} cmake -S . -B "$build" -DAR_FUZZ=ON -DAR_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$corpus_root/build.log" 2>&1 ||
     ! cmake --build "$build" --target fuzz_gguf fuzz_safetensors fuzz_tokenize fuzz_tokenizer_json fuzz_config \
-        fuzz_messages fuzz_prompt gen_seeds \
+        fuzz_messages fuzz_prompt fuzz_request gen_seeds \
         -j "$(nproc 2>/dev/null || echo 2)" >>"$corpus_root/build.log" 2>&1; then
     tail -n 30 "$corpus_root/build.log" >&2
     die "build failed (full log: $corpus_root/build.log)"
@@ -117,6 +118,11 @@ printf '[{"role":"system","content":"s"},{"role":"user","content":"hi"}]' \
     >"$corpus_root/messages/seed/plain.json"
 printf '{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"u"}}]},{"role":"assistant","content":null,"tool_calls":[]},{"role":"tool","content":"x"}]}' \
     >"$corpus_root/messages/seed/request.json"
+cp "$corpus_root/messages/seed/"*.json "$corpus_root/request/seed/"
+printf '{ "temperature": 1.50, "model" : "gpt-4o",\n "stream": true, "messages": [{"role": "user", "content": "hi"}], "n": 1e0 }' \
+    >"$corpus_root/request/seed/spaced.json"
+printf '{"mod\\u0065l":"x","messages":[{"role":"user","content":"hi"}]}' \
+    >"$corpus_root/request/seed/escaped-key.json"
 # Reference models: real llama.cpp / Hugging Face headers. Inputs are cut to max_len, so the
 # large ones keep their header and metadata but lose tensor data (raise --max-len to fuzz
 # them whole, at a fraction of the speed).

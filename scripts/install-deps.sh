@@ -27,6 +27,10 @@ TEST_PKGS=(
   libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for clang 14
   clang-format        # style check
   chromium            # renders the eval HTML report headless (scripts/check-report.sh)
+  curl                # the curl program: a real client of the gateway (test_cli_serve)
+  prometheus          # promtool check metrics: the gateway's /metrics text (test_gateway)
+  wrk                 # HTTP load generator: bench/gateway.sh
+  nodejs              # node + npm: the openai SDK as a gateway client (tests/e2e/node)
 )
 
 pkgs=("${BUILD_PKGS[@]}")
@@ -43,8 +47,20 @@ for p in "${pkgs[@]}"; do
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
 
+# The openai npm package for tests/e2e/node (pinned by its package-lock.json).
+node_sdk() {
+  if [[ "${1:-}" != "--build-only" ]] && command -v npm >/dev/null 2>&1; then
+    dir="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/node"
+    if [[ ! -f "$dir/node_modules/openai/package.json" ]]; then
+      echo "install-deps: npm ci in tests/e2e/node"
+      npm ci --prefix "$dir" --no-audit --no-fund
+    fi
+  fi
+}
+
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-deps: all ${#pkgs[@]} packages already installed"
+  node_sdk "${1:-}"
   exit 0
 fi
 
@@ -61,4 +77,5 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -q
 "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+node_sdk "${1:-}"
 echo "install-deps: done"

@@ -39,6 +39,14 @@ bool ar_cli_is_help(const char *arg);
 /* Read a whole stream into a malloc'd, NUL-terminated buffer; NULL on error. */
 char *ar_cli_read_stream(FILE *f, size_t *len);
 
+/* The router model's path: model_opt (-m) as given, else the config's
+ * archrouter.router.model (a file relative to the config's folder, or a hub reference),
+ * else $ARCHROUTER_MODEL, else the default hub file; hub references are looked up in the
+ * download cache, never downloaded. Returns an exit code; on failure the message (with the
+ * way out: archrouter pull) is printed. */
+int ar_cli_resolve_model(const char *model_opt, const char *config_path, const ar_config *cfg,
+                         char *path, size_t cap);
+
 /* Engine and sequence settings shared by the commands that run the model. */
 typedef struct ar_cli_engine_opts {
     ar_engine_params ep;
@@ -74,5 +82,6 @@ int ar_cmd_bench(int argc, char **argv);
 int ar_cmd_pull(int argc, char **argv);
 int ar_cmd_route(int argc, char **argv);
 int ar_cmd_eval(int argc, char **argv);
+int ar_cmd_serve(int argc, char **argv);
 
 #endif

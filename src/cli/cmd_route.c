@@ -13,10 +13,8 @@
 #include "cli.h"
 
 #include <jansson.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static int usage(FILE *f) {
     fprintf(f,
@@ -53,43 +51,6 @@ typedef struct route_opts {
     int layout;           /* -1: the config's */
     float min_confidence; /* < 0: the config's */
 } route_opts;
-
-static bool is_file(const char *p) {
-    struct stat st;
-    return p && stat(p, &st) == 0;
-}
-
-/* The model path: a file or directory as given, relative to the config's directory, or a
- * hub reference found in the download cache. */
-static int resolve_model(const route_opts *o, const ar_config *cfg, char *path, size_t cap) {
-    const char *ref = o->model;
-    const char *from = "-m";
-    if (!ref && ar_config_router_model(cfg)) {
-        ref = ar_config_router_model(cfg);
-        from = "the config's archrouter.router.model";
-        if (!is_file(ref) && ref[0] != '/') { /* relative to the config file */
-            char *dup = strdup(o->config);
-            if (dup) {
-                snprintf(path, cap, "%s/%s", dirname(dup), ref);
-                free(dup);
-                if (is_file(path)) return AR_EXIT_OK;
-            }
-        }
-    }
-    if (!ref && getenv("ARCHROUTER_MODEL") && *getenv("ARCHROUTER_MODEL")) {
-        ref = getenv("ARCHROUTER_MODEL");
-        from = "$ARCHROUTER_MODEL";
-    }
-    if (!ref) from = "the default";
-    char err[1024];
-    ar_pull_params pp = ar_pull_default_params();
-    ar_status st = ar_model_resolve(ref, &pp, path, cap, err, sizeof err);
-    if (st != AR_OK)
-        return ar_cli_fail("no router model: %s (model from %s). Download it with 'archrouter "
-                           "pull', or pass a GGUF file with -m or ARCHROUTER_MODEL",
-                           err, from);
-    return AR_EXIT_OK;
-}
 
 static void print_scores(FILE *f, const ar_route *routes, const ar_route_result *r) {
     /* largest first */
@@ -288,7 +249,7 @@ int ar_cmd_route(int argc, char **argv) {
         rc = AR_EXIT_OK;
         goto route;
     }
-    rc = resolve_model(&o, cfg, path, sizeof path);
+    rc = ar_cli_resolve_model(o.model, o.config, cfg, path, sizeof path);
     if (rc != AR_EXIT_OK) goto done;
     if (eo.ep.n_threads == 0) eo.ep.n_threads = ar_config_router_threads(cfg);
     rc = ar_cli_open_model(path, &eo, true, &m);

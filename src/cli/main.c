@@ -14,6 +14,8 @@
 static const ar_cli_command commands[] = {
     {"route", "name the route of a conversation (Arch-Router) from a routes config", ar_cmd_route},
     {"eval", "routing accuracy (turn, span, conversation) on labelled conversations", ar_cmd_eval},
+    {"serve", "OpenAI-compatible routing proxy: route each chat request, forward it upstream",
+     ar_cmd_serve},
     {"info", "describe a model file: architecture, sizes, tensor types, tokenizer", ar_cmd_info},
     {"tokenize", "token ids and pieces of a text", ar_cmd_tokenize},
     {"generate", "greedy continuation of a prompt (debugging; prints tokens/s)", ar_cmd_generate},

@@ -5,9 +5,11 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void report(const char *fmt, va_list ap) {
     fputs("archrouter: error: ", stderr);
@@ -66,4 +68,40 @@ char *ar_cli_read_stream(FILE *f, size_t *len) {
     buf[n] = 0;
     *len = n;
     return buf;
+}
+
+static bool is_file(const char *p) {
+    struct stat st;
+    return p && stat(p, &st) == 0;
+}
+
+int ar_cli_resolve_model(const char *model_opt, const char *config_path, const ar_config *cfg,
+                         char *path, size_t cap) {
+    const char *ref = model_opt;
+    const char *from = "-m";
+    if (!ref && ar_config_router_model(cfg)) {
+        ref = ar_config_router_model(cfg);
+        from = "the config's archrouter.router.model";
+        if (!is_file(ref) && ref[0] != '/') { /* relative to the config file */
+            char *dup = strdup(config_path);
+            if (dup) {
+                snprintf(path, cap, "%s/%s", dirname(dup), ref);
+                free(dup);
+                if (is_file(path)) return AR_EXIT_OK;
+            }
+        }
+    }
+    if (!ref && getenv("ARCHROUTER_MODEL") && *getenv("ARCHROUTER_MODEL")) {
+        ref = getenv("ARCHROUTER_MODEL");
+        from = "$ARCHROUTER_MODEL";
+    }
+    if (!ref) from = "the default";
+    char err[1024];
+    ar_pull_params pp = ar_pull_default_params();
+    ar_status st = ar_model_resolve(ref, &pp, path, cap, err, sizeof err);
+    if (st != AR_OK)
+        return ar_cli_fail("no router model: %s (model from %s). Download it with 'archrouter "
+                           "pull', or pass a GGUF file with -m or ARCHROUTER_MODEL",
+                           err, from);
+    return AR_EXIT_OK;
 }
