@@ -30,8 +30,10 @@ TEST_PKGS=(
   curl                # the curl program: a real client of the gateway (test_cli_serve)
   prometheus          # promtool check metrics: the gateway's /metrics text (test_gateway)
   wrk                 # HTTP load generator: bench/gateway.sh
-  nodejs              # node + npm: the openai SDK as a gateway client (tests/e2e/node)
 )
+# Node.js and npm run the openai SDK as a gateway client (tests/e2e/node). A node already
+# on the PATH (Debian's or another distribution's, which may bundle npm) is used as is;
+# otherwise Debian's nodejs and npm packages are installed (Debian ships npm separately).
 
 pkgs=("${BUILD_PKGS[@]}")
 case "${1:-}" in
@@ -46,6 +48,10 @@ for p in "${pkgs[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
+if [[ "${1:-}" != "--build-only" ]]; then
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 
 # The openai npm package for tests/e2e/node (pinned by its package-lock.json).
 node_sdk() {

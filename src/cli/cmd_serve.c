@@ -106,6 +106,17 @@ int ar_cmd_serve(int argc, char **argv) {
             goto done;
         }
         ar_config_routes(cfg, routes, n_routes);
+        ar_remote_params remote;
+        if (ar_config_router_remote(cfg, &remote) && !o.model) { /* router served elsewhere */
+            if (ar_router_new_remote(&remote, &router) != AR_OK ||
+                ar_router_set_routes(router, routes, n_routes) != AR_OK) {
+                rc = ar_cli_fail("%s", ar_router_errmsg(router));
+                goto done;
+            }
+            fprintf(stderr, "archrouter: %d routes; remote router %s at %s\n", (int)n_routes,
+                    remote.model, remote.base_url);
+            goto start;
+        }
         rc = ar_cli_resolve_model(o.model, o.config, cfg, path, sizeof path);
         if (rc != AR_EXIT_OK) goto done;
         if (eo.ep.n_threads == 0) eo.ep.n_threads = ar_config_router_threads(cfg);
@@ -121,6 +132,7 @@ int ar_cmd_serve(int argc, char **argv) {
         fprintf(stderr, "archrouter: %d routes; router model %s loaded in %.0f ms\n", (int)n_routes,
                 path, m.load_ms);
     }
+start:;
     /* Block the stop signals before any gateway thread exists; they inherit the mask. */
     sigset_t stop;
     sigemptyset(&stop);
