@@ -131,8 +131,12 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
         for (int t = t0; t < t1; t += AR_MN_R) {
             int nr = t1 - t < AR_MN_R ? t1 - t : AR_MN_R;
             const uint8_t *xg = (const uint8_t *)(j->x + (size_t)t * j->ldx);
-            for (int64_t r = r0; r < r1; r += AR_MN_W) {
-                int nw = r1 - r < AR_MN_W ? (int)(r1 - r) : AR_MN_W;
+            /* One token (decode) streams the weights, and the tile shape that streams fastest
+             * depends on K (measured with one thread, see half_avx512.c): one row per call
+             * for short rows, four for long ones. The results are the same either way. */
+            int max_w = nr > 1 ? AR_MN_W : j->K > 4096 ? 4 : 1;
+            for (int64_t r = r0; r < r1; r += max_w) {
+                int nw = r1 - r < max_w ? (int)(r1 - r) : max_w;
                 k->vec_dot_f_mn[w->type](j->K, w->data + (size_t)r * w_row, w_row, nw, xg,
                                          (size_t)j->ldx * sizeof(float), nr, tile);
                 for (int a = 0; a < nw; a++) {
