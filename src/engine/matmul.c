@@ -16,12 +16,16 @@
  *     block of AR_ROW_BLOCK weight rows, takes the products with the tile's tokens, several
  *     activation rows per kernel call so each weight block is unpacked once for all of
  *     them. On the float path a block's rows are first converted to float32 into the
- *     thread's scratch, once per tile.
+ *     thread's scratch, once per tile. F16 and BF16 weights with float activations go by
+ *     register tiles instead (vec_dot_f_mn: AR_MN_W weight rows x AR_MN_R tokens per call,
+ *     converted in registers), in blocks of TILE_ROW_BLOCK rows; decode too (one token).
  */
 #include "engine/engine.h"
 
-#define TOKEN_TILE 32
-#define MAX_OUTS   4
+#define TOKEN_TILE     32
+/* Weight rows per block in the tiled path: two tiles of AR_MN_W rows. */
+#define TILE_ROW_BLOCK (2 * AR_MN_W)
+#define MAX_OUTS       4
 
 typedef struct mm_job {
     const ar_engine *e;
@@ -105,6 +109,11 @@ static void dot_rows_f32(const ar_kernels *k, int64_t K, const float *w, const f
     for (int r = 0; r < nr; r++) ys[r] = k->dot_f32(K, w, x + (size_t)r * stride);
 }
 
+/* Whether output o multiplies in register tiles (F16/BF16 weights, float activations). */
+static bool tiled(const mm_job *j, int o) {
+    return j->act_of[o] == AR_ACT_F32 && j->e->k.vec_dot_f_mn[j->outs[o].w->type];
+}
+
 /* Products of weight rows [r0, r1) of output o (at most ROW_BLOCK) with tokens [t0, t1).
  * Loop order: for each group of activation rows (AR_MAX_NR rows: up to 4 tokens, or 2 in the
  * accurate precision where each token has two quantized rows - its activations and their
@@ -117,20 +126,24 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
     size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
     float ys[AR_MAX_NR];
     ar_act act = j->act_of[o - j->outs];
-    if (act == AR_ACT_F32 && k->vec_dot_f[w->type]) { /* F16/BF16 rows times float rows */
-        for (int t = t0; t < t1; t += AR_MAX_NR) {
-            int nr = t1 - t < AR_MAX_NR ? t1 - t : AR_MAX_NR;
+    if (tiled(j, (int)(o - j->outs))) { /* F16/BF16 rows: register tiles */
+        float tile[AR_MN_W * AR_MN_R];
+        for (int t = t0; t < t1; t += AR_MN_R) {
+            int nr = t1 - t < AR_MN_R ? t1 - t : AR_MN_R;
             const uint8_t *xg = (const uint8_t *)(j->x + (size_t)t * j->ldx);
-            for (int64_t r = r0; r < r1; r++) {
-                const uint8_t *wrow = w->data + (size_t)r * w_row;
-                if (k->vec_dot_f_n[w->type])
-                    k->vec_dot_f_n[w->type](j->K, wrow, xg, (size_t)j->ldx * sizeof(float), nr, ys);
-                else
+            /* One token (decode) streams the weights, and the tile shape that streams fastest
+             * depends on K (measured with one thread, see half_avx512.c): one row per call
+             * for short rows, four for long ones. The results are the same either way. */
+            int max_w = nr > 1 ? AR_MN_W : j->K > 4096 ? 4 : 1;
+            for (int64_t r = r0; r < r1; r += max_w) {
+                int nw = r1 - r < max_w ? (int)(r1 - r) : max_w;
+                k->vec_dot_f_mn[w->type](j->K, w->data + (size_t)r * w_row, w_row, nw, xg,
+                                         (size_t)j->ldx * sizeof(float), nr, tile);
+                for (int a = 0; a < nw; a++) {
+                    float b = o->bias ? o->bias[r + a] : 0.0f;
                     for (int i = 0; i < nr; i++)
-                        ys[i] = k->vec_dot_f[w->type](
-                            j->K, wrow, xg + (size_t)i * (size_t)j->ldx * sizeof(float));
-                float b = o->bias ? o->bias[r] : 0.0f;
-                for (int i = 0; i < nr; i++) o->y[(size_t)(t + i) * o->ldy + r] = ys[i] + b;
+                        o->y[(size_t)(t + i) * o->ldy + r + a] = tile[a * nr + i] + b;
+                }
             }
         }
         return;
@@ -181,9 +194,9 @@ static void multiply_rows(int ith, int nth, void *ctx) {
         for (int o = 0; o < j->n_outs; o++) {
             int64_t n = j->outs[o].w->ne[1];
             int64_t lo = g0 > base ? g0 - base : 0, hi = g1 - base < n ? g1 - base : n;
-            for (int64_t r = lo; r < hi; r += AR_ROW_BLOCK)
-                block_times_tokens(j, &j->outs[o], r, r + AR_ROW_BLOCK < hi ? r + AR_ROW_BLOCK : hi,
-                                   t0, t1, wf);
+            int64_t step = tiled(j, o) ? TILE_ROW_BLOCK : AR_ROW_BLOCK;
+            for (int64_t r = lo; r < hi; r += step)
+                block_times_tokens(j, &j->outs[o], r, r + step < hi ? r + step : hi, t0, t1, wf);
             base += n;
         }
     }

@@ -1,32 +1,31 @@
 /*
  * half_avx2.c - F16 and BF16 weight rows times float32 activation rows, fused, for AVX2 +
- * FMA + F16C: vec_dot_f and vec_dot_f_n of kernels.h.
+ * FMA + F16C: vec_dot_f, vec_dot_f_n and vec_dot_f_mn of kernels.h.
  *
  * Compiled with -mavx2 -mfma -mf16c (CMakeLists.txt) and only called after the CPU check
- * in cpu.c. half_avx512.c on 8 lanes: each step loads 32 halves (64 bytes, four vectors
- * of 8), converts them in registers - F16 with VCVTPH2PS (exact), BF16 by zero-extending
- * to 32 bits and shifting left by 16 (exact) - and multiplies them into the activation
- * rows with FMA, four accumulators per row. The converted weights are exactly the values
- * the reference to_float gives; only the float32 rounding order of the sums differs from
- * the engine's convert-then-dot_f32 path.
+ * in cpu.c. half_avx512.c on 8 lanes: each 8-element step loads 8 halves of a weight row,
+ * converts them in registers - F16 with VCVTPH2PS (exact), BF16 by zero-extending to 32
+ * bits and shifting left by 16 (exact) - and multiplies them into the activation rows with
+ * FMA, one accumulator per (weight row, activation row) pair. The converted weights are
+ * exactly the values the reference to_float gives; only the float32 rounding order of the
+ * sums differs from the scalar reference (half_scalar.c).
  *
- * One body per type (half_rows), parameterized by nr, a compile-time constant at every
- * call (QK_DEFINE_DOTS in qk_simd.h makes vec_dot_f and vec_dot_f_n of it). The 16 ymm
- * registers hold the four accumulators of two rows and the four weight vectors, not more,
- * so the body converts each weight vector once for a pair of rows (half_pair) and walks
- * the row again for the next pair (nr = 3, 4: the second pass reads the row from L1). A
- * row's float operations are the same sequence whatever nr is, so vec_dot_f_n gives each
- * row the bits vec_dot_f gives it alone. Structure as float_avx2.c's dot_f32: the main loop
- * feeds acc0..acc3, an 8-element step acc0, the tail (1..7 elements: the halves through a
- * zeroed stack buffer, the floats with VMASKMOVPS; zero lanes add nothing) acc1, and the
- * sum is (acc0 + acc1) + (acc2 + acc3) reduced across lanes.
+ * The 16 ymm registers hold the tile of two weight rows x up to 4 activation rows (8
+ * accumulators, two weight vectors, an activation vector), so the body (half_pair) takes
+ * the weight rows of a tile two at a time and walks the activation rows again for the next
+ * pair (from L1). A pair's accumulator takes the 8-element chunks in order, then the tail
+ * (1..7 elements: the halves through a zeroed stack buffer, the floats with VMASKMOVPS;
+ * zero lanes add nothing), and the result is its sum across lanes: the same sequence
+ * whatever the tile, so vec_dot_f (the 1 x 1 tile), vec_dot_f_n (1 x nr) and vec_dot_f_mn
+ * give a pair the same bits (HALF_DEFINE_TILES in half_simd.h makes the three of one body).
  *
- * Accuracy: float32 sums of exact products in 32 lanes x 4 chains (within
- * n/32 * 2^-24 * sum|w*x| of the exact sum in the worst case; tests/unit/test_kernels_half.c
- * checks 1e-6 * sum|w*x| against float64). NaN and inf propagate. Weight rows need only
- * 2-byte alignment (in fact none), activation rows 4-byte; n may be anything.
+ * Accuracy: float32 sums in 8 lanes of n/8 terms each (within (n/8 + 3) * 2^-24 *
+ * sum|w*x| of the exact sum in the worst case; tests/unit/test_kernels_half.c checks
+ * 1e-6 * sum|w*x| against float64). NaN and inf propagate. Weight rows need only 2-byte
+ * alignment (in fact none), activation rows 4-byte; n may be anything.
  */
 #include "kernels/kernels.h"
+#include "kernels/half_simd.h"
 #include "kernels/qk_simd.h"
 
 #include <immintrin.h>
@@ -53,73 +52,80 @@ INLINE const float *xrow(const uint8_t *x, size_t stride, int r, int64_t i) {
     return (const float *)(const void *)(x + (size_t)r * stride) + i;
 }
 
-/* ys[r] = sum_i w[i] * x_r[i] for r < nr, nr 1 or 2. (The row loops carry "#pragma GCC
- * unroll": unrolled that early, GCC keeps the per-row arrays in registers.) */
-INLINE void half_pair(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
-                      float *ys, int bf16) {
-    __m256 acc0[2], acc1[2], acc2[2], acc3[2];
+/* The tile of up to two weight rows (nw 1, 2) and nr activation rows: ys[a * ys_nr + r].
+ * 2 x 4 accumulators, two weight vectors and the activations as memory operands fit the 16
+ * ymm registers. (The loops carry "#pragma GCC unroll": unrolled that early, GCC keeps the
+ * accumulator arrays in registers.) */
+INLINE void half_pair(int64_t n, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,
+                      int nr, float *ys, int ys_nr, int bf16) {
+    __m256 acc[2][AR_MN_R];
 #pragma GCC unroll 2
-    for (int r = 0; r < nr; r++) acc0[r] = acc1[r] = acc2[r] = acc3[r] = _mm256_setzero_ps();
+    for (int a = 0; a < nw; a++)
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) acc[a][r] = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        const uint8_t *wi = w + 2 * i;
-        const __m256 w0 = cvt8(wi, bf16), w1 = cvt8(wi + 16, bf16);
-        const __m256 w2 = cvt8(wi + 32, bf16), w3 = cvt8(wi + 48, bf16);
-#pragma GCC unroll 2
-        for (int r = 0; r < nr; r++) {
-            const float *xr = xrow(x, stride, r, i);
-            acc0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr), acc0[r]);
-            acc1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr + 8), acc1[r]);
-            acc2[r] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xr + 16), acc2[r]);
-            acc3[r] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xr + 24), acc3[r]);
-        }
-    }
     for (; i + 8 <= n; i += 8) {
-        const __m256 w0 = cvt8(w + 2 * i, bf16);
+        __m256 wv[2];
 #pragma GCC unroll 2
-        for (int r = 0; r < nr; r++)
-            acc0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xrow(x, stride, r, i)), acc0[r]);
+        for (int a = 0; a < nw; a++) wv[a] = cvt8(w + (size_t)a * ws + 2 * i, bf16);
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) {
+            const __m256 xv = _mm256_loadu_ps(xrow(x, xs, r, i));
+#pragma GCC unroll 2
+            for (int a = 0; a < nw; a++) acc[a][r] = _mm256_fmadd_ps(wv[a], xv, acc[a][r]);
+        }
     }
     if (i < n) {
         const int64_t rem = n - i;
-        uint16_t h[8] = {0};
-        memcpy(h, w + 2 * i, (size_t)rem * sizeof(uint16_t));
-        const __m256 w0 = cvt8((const uint8_t *)h, bf16);
         const __m256i m = tail8(rem);
+        __m256 wv[2];
 #pragma GCC unroll 2
-        for (int r = 0; r < nr; r++)
-            acc1[r] = _mm256_fmadd_ps(w0, _mm256_maskload_ps(xrow(x, stride, r, i), m), acc1[r]);
+        for (int a = 0; a < nw; a++) {
+            uint16_t h[8] = {0};
+            memcpy(h, w + (size_t)a * ws + 2 * i, (size_t)rem * sizeof(uint16_t));
+            wv[a] = cvt8((const uint8_t *)h, bf16);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) {
+            const __m256 xv = _mm256_maskload_ps(xrow(x, xs, r, i), m);
+#pragma GCC unroll 2
+            for (int a = 0; a < nw; a++) acc[a][r] = _mm256_fmadd_ps(wv[a], xv, acc[a][r]);
+        }
     }
 #pragma GCC unroll 2
-    for (int r = 0; r < nr; r++)
-        ys[r] = hsum256(
-            _mm256_add_ps(_mm256_add_ps(acc0[r], acc1[r]), _mm256_add_ps(acc2[r], acc3[r])));
+    for (int a = 0; a < nw; a++)
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) ys[a * ys_nr + r] = hsum256(acc[a][r]);
 }
 
-/* ys[r] for r < nr (1..AR_MAX_NR): the rows in pairs, the last one alone when nr is odd. */
-INLINE void half_rows(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
-                      float *ys, int bf16) {
-    int r = 0;
-    for (; r + 2 <= nr; r += 2) half_pair(n, w, x + (size_t)r * stride, stride, 2, ys + r, bf16);
-    if (r < nr) half_pair(n, w, x + (size_t)r * stride, stride, 1, ys + r, bf16);
+/* The nw x nr tile as pairs of weight rows, the last row alone when nw is odd (each pair
+ * walks the activation rows again, from L1). */
+INLINE void half_tile(int64_t n, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,
+                      int nr, float *ys, int bf16) {
+    int a = 0;
+    for (; a + 2 <= nw; a += 2)
+        half_pair(n, w + (size_t)a * ws, ws, 2, x, xs, nr, ys + a * nr, nr, bf16);
+    if (a < nw) half_pair(n, w + (size_t)a * ws, ws, 1, x, xs, nr, ys + a * nr, nr, bf16);
 }
 
-INLINE void f16_rows(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
-                     float *ys) {
-    half_rows(n, w, x, stride, nr, ys, 0);
+INLINE void f16_tile(int64_t n, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,
+                     int nr, float *ys) {
+    half_tile(n, w, ws, nw, x, xs, nr, ys, 0);
 }
 
-INLINE void bf16_rows(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
-                      float *ys) {
-    half_rows(n, w, x, stride, nr, ys, 1);
+INLINE void bf16_tile(int64_t n, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,
+                      int nr, float *ys) {
+    half_tile(n, w, ws, nw, x, xs, nr, ys, 1);
 }
 
-QK_DEFINE_DOTS(f16, f16_rows)
-QK_DEFINE_DOTS(bf16, bf16_rows)
+HALF_DEFINE_TILES(f16, f16_tile)
+HALF_DEFINE_TILES(bf16, bf16_tile)
 
 void ar_kernels_fill_half_avx2(ar_kernels *k) {
     k->vec_dot_f[AR_TYPE_F16] = vec_dot_f16;
     k->vec_dot_f_n[AR_TYPE_F16] = vec_dot_n_f16;
     k->vec_dot_f[AR_TYPE_BF16] = vec_dot_bf16;
     k->vec_dot_f_n[AR_TYPE_BF16] = vec_dot_n_bf16;
+    k->vec_dot_f_mn[AR_TYPE_F16] = vec_dot_mn_f16;
+    k->vec_dot_f_mn[AR_TYPE_BF16] = vec_dot_mn_bf16;
 }

@@ -1,44 +1,60 @@
 /*
  * half_avx512.c - F16 and BF16 weight rows times float32 activation rows, fused, for
- * AVX-512 (F, BW, VL): vec_dot_f and vec_dot_f_n of kernels.h.
+ * AVX-512 (F, BW, VL): vec_dot_f, vec_dot_f_n and vec_dot_f_mn of kernels.h.
  *
  * Compiled with the AVX-512 flags (CMakeLists.txt) and only called after the CPU check in
- * cpu.c. The weight row is never written out as floats: each step loads 64 halves (128
- * bytes, four vectors of 16), converts them in registers - F16 with VCVTPH2PS (exact),
- * BF16 by zero-extending to 32 bits and shifting left by 16 (exact) - and multiplies them
- * into every activation row with FMA. The converted weights are exactly the values the
- * reference to_float gives, so the only difference from the engine's convert-then-dot_f32
- * path is the float32 rounding order of the sums.
+ * cpu.c. The weight rows are never written out as floats: each 16-element step loads 16
+ * halves of each weight row, converts them in registers - F16 with VCVTPH2PS (exact), BF16
+ * by zero-extending to 32 bits and shifting left by 16 (exact) - and multiplies them into
+ * the activation rows with FMA. The converted weights are exactly the values the reference
+ * to_float gives, so the only difference from the scalar reference (half_scalar.c) is the
+ * float32 rounding order of the sums.
  *
- * One body per type (half_rows), parameterized by the number of activation rows nr, a
- * compile-time constant at every call (QK_DEFINE_DOTS in qk_simd.h makes vec_dot_f and
- * vec_dot_f_n of it): four FMA accumulators of 16 lanes per row (independent chains for
- * the FMA latency; 4 rows x 4 + 4 weight vectors = 20 of the 32 registers), each weight
- * vector converted once for all rows. A row's float operations are the same sequence
- * whatever nr is, so vec_dot_f_n gives each row the bits vec_dot_f gives it alone. It is
- * the structure of float_avx512.c's dot_f32: the main loop feeds acc0..acc3, a 16-element
- * step acc0, the masked tail (1..15 elements; masked lanes load as zero and add nothing)
- * acc1, and the sum is (acc0 + acc1) + (acc2 + acc3) reduced across lanes.
+ * A register tile (half_tile): nw weight rows x nr activation rows (up to AR_MN_W x
+ * AR_MN_R = 6 x 4), one 16-lane accumulator per pair. A step loads the nr activation
+ * vectors once, converts each weight vector once and issues nw * nr FMAs: 24 accumulators,
+ * 4 activation vectors and a weight vector in 29 of the 32 registers, and 6 + 4 loads for
+ * 24 FMAs, so prefill (many tokens) is bound by the FMAs, not by loads from L1/L2 as a
+ * one-weight-row kernel is. (Measured on a block of 240 rows x 24 tokens, one thread:
+ * 6 x 4 ran at 185 GFLOP/s at K = 1536 and 8960; 4 x 4 at 170 and 145; 4 x 6 at 180 and
+ * 173; one weight row x 4 tokens at 100 and 60.) The 16 independent chains of a 4-row
+ * decode tile (or 6) hide the FMA latency; the shapes are compile-time constants at every
+ * call (HALF_DEFINE_TILES, half_simd.h), so the loops unroll and the accumulators stay in
+ * registers.
  *
- * Accuracy: float32 sums of exact products in 64 lanes x 4 chains; within
- * n/64 * 2^-24 * sum|w*x| of the exact sum in the worst case, far less for signed data
+ * Each pair's operations are the same sequence whatever the tile: its accumulator takes
+ * the 16-element chunks in order (the main loop two per iteration, then one, then the
+ * masked tail of 1..15 elements, whose masked lanes load as zero and add nothing), and
+ * the result is its reduction across lanes. So every entry point (vec_dot_f is the 1 x 1
+ * tile, vec_dot_f_n the 1 x nr tile) gives a pair the same bits, and results never depend
+ * on how the engine grouped rows or tokens.
+ *
+ * Accuracy: float32 sums in 16 lanes of n/16 terms each; within (n/16 + 4) * 2^-24 *
+ * sum|w*x| of the exact sum in the worst case, far less for signed data
  * (tests/unit/test_kernels_half.c checks 1e-6 * sum|w*x| against a float64 reference).
  * NaN and inf propagate as in any float sum. Weight rows need only 2-byte alignment (in
  * fact none), activation rows 4-byte; n may be anything.
  *
  * Decode (one activation row) streams the weights: a software prefetch HALF_PF_DIST bytes
- * ahead of the loads, one line per 64 bytes consumed, keeps the stream at memory speed
- * across row ends (measured: see the constant below).
+ * ahead of the loads, one line per weight row per 64 bytes consumed, keeps the streams at
+ * memory speed across row ends.
  */
 #include "kernels/kernels.h"
+#include "kernels/half_simd.h"
 #include "kernels/qk_simd.h"
 
 #include <immintrin.h>
 
-/* Software prefetch distance in bytes of weights ahead of the loads (0: none). The two
- * prefetches per 128-byte step cover the lines HALF_PF_DIST and HALF_PF_DIST + 64 ahead. */
+/* Software prefetch distance in bytes of weights ahead of the loads (0: none), for a tile
+ * of one weight row and of several. One prefetch per weight row per 32-element (64-byte)
+ * step fetches the line that far ahead. Measured streaming a 512 MiB matrix with one
+ * token, one thread (GB/s, K = 1536 / 8960): one row 28 / 21 at 256 bytes, 24 / 20 at
+ * 1024; four rows 20 / 23 at 256, 21 / 25 at 1024. */
 #ifndef HALF_PF_DIST
 #define HALF_PF_DIST 256
+#endif
+#ifndef HALF_PF_DIST_MULTI
+#define HALF_PF_DIST_MULTI 1024
 #endif
 
 /* Lanes [0, rem) of a 16-lane mask, rem in 0..16. */
@@ -66,67 +82,81 @@ INLINE const float *xrow(const uint8_t *x, size_t stride, int r, int64_t i) {
     return (const float *)(const void *)(x + (size_t)r * stride) + i;
 }
 
-/* ys[r] = sum_i w[i] * x_r[i] for r < nr, w n halves, x_r the float rows `stride` bytes
- * apart. (The row loops carry "#pragma GCC unroll": unrolled that early, GCC keeps the
- * per-row arrays in registers.) */
-INLINE void half_rows(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
-                      float *ys, int bf16) {
-    __m512 acc0[AR_MAX_NR], acc1[AR_MAX_NR], acc2[AR_MAX_NR], acc3[AR_MAX_NR];
-#pragma GCC unroll 4
-    for (int r = 0; r < nr; r++) acc0[r] = acc1[r] = acc2[r] = acc3[r] = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        const uint8_t *wi = w + 2 * i;
-        if (HALF_PF_DIST > 0 && nr == 1) {
-            _mm_prefetch((const char *)wi + HALF_PF_DIST, _MM_HINT_T0);
-            _mm_prefetch((const char *)wi + HALF_PF_DIST + 64, _MM_HINT_T0);
-        }
-        const __m512 w0 = cvt16(wi, bf16), w1 = cvt16(wi + 32, bf16);
-        const __m512 w2 = cvt16(wi + 64, bf16), w3 = cvt16(wi + 96, bf16);
-#pragma GCC unroll 4
-        for (int r = 0; r < nr; r++) {
-            const float *xr = xrow(x, stride, r, i);
-            acc0[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr), acc0[r]);
-            acc1[r] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), acc1[r]);
-            acc2[r] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(xr + 32), acc2[r]);
-            acc3[r] = _mm512_fmadd_ps(w3, _mm512_loadu_ps(xr + 48), acc3[r]);
-        }
+/* One 16-element step of the tile: the nr activation vectors loaded once, each weight row's
+ * vector converted once, nw * nr FMAs. */
+INLINE void tile_step(__m512 acc[AR_MN_W][AR_MN_R], const uint8_t *w, size_t ws, int nw,
+                      const uint8_t *x, size_t xs, int nr, int64_t i, int bf16) {
+    __m512 xv[AR_MN_R];
+#pragma GCC unroll 8
+    for (int r = 0; r < nr; r++) xv[r] = _mm512_loadu_ps(xrow(x, xs, r, i));
+#pragma GCC unroll 8
+    for (int a = 0; a < nw; a++) {
+        const __m512 wv = cvt16(w + (size_t)a * ws + 2 * i, bf16);
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) acc[a][r] = _mm512_fmadd_ps(wv, xv[r], acc[a][r]);
     }
-    for (; i + 16 <= n; i += 16) {
-        const __m512 w0 = cvt16(w + 2 * i, bf16);
-#pragma GCC unroll 4
-        for (int r = 0; r < nr; r++)
-            acc0[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xrow(x, stride, r, i)), acc0[r]);
+}
+
+/* ys[a * nr + r] = sum_i w_a[i] * x_r[i]: nw weight rows ws bytes apart, nr float rows xs
+ * bytes apart. (The loops carry "#pragma GCC unroll": unrolled that early, GCC keeps the
+ * accumulator arrays in registers.) */
+INLINE void half_tile(int64_t n, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,
+                      int nr, float *ys, int bf16) {
+    __m512 acc[AR_MN_W][AR_MN_R];
+#pragma GCC unroll 8
+    for (int a = 0; a < nw; a++)
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) acc[a][r] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const int pf = nw == 1 ? HALF_PF_DIST : HALF_PF_DIST_MULTI;
+        if (pf > 0 && nr == 1)
+#pragma GCC unroll 8
+            for (int a = 0; a < nw; a++)
+                _mm_prefetch((const char *)w + (size_t)a * ws + 2 * i + pf, _MM_HINT_T0);
+        tile_step(acc, w, ws, nw, x, xs, nr, i, bf16);
+        tile_step(acc, w, ws, nw, x, xs, nr, i + 16, bf16);
+    }
+    if (i + 16 <= n) {
+        tile_step(acc, w, ws, nw, x, xs, nr, i, bf16);
+        i += 16;
     }
     if (i < n) {
         const __mmask16 m = tail16(n - i);
-        const __m512 w0 = cvt16_tail(w + 2 * i, m, bf16);
-#pragma GCC unroll 4
-        for (int r = 0; r < nr; r++)
-            acc1[r] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, xrow(x, stride, r, i)), acc1[r]);
+        __m512 xv[AR_MN_R];
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) xv[r] = _mm512_maskz_loadu_ps(m, xrow(x, xs, r, i));
+#pragma GCC unroll 8
+        for (int a = 0; a < nw; a++) {
+            const __m512 wv = cvt16_tail(w + (size_t)a * ws + 2 * i, m, bf16);
+#pragma GCC unroll 8
+            for (int r = 0; r < nr; r++) acc[a][r] = _mm512_fmadd_ps(wv, xv[r], acc[a][r]);
+        }
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < nr; r++)
-        ys[r] = _mm512_reduce_add_ps(
-            _mm512_add_ps(_mm512_add_ps(acc0[r], acc1[r]), _mm512_add_ps(acc2[r], acc3[r])));
+#pragma GCC unroll 8
+    for (int a = 0; a < nw; a++)
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) ys[a * nr + r] = _mm512_reduce_add_ps(acc[a][r]);
 }
 
-INLINE void f16_rows(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
-                     float *ys) {
-    half_rows(n, w, x, stride, nr, ys, 0);
+INLINE void f16_tile(int64_t n, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,
+                     int nr, float *ys) {
+    half_tile(n, w, ws, nw, x, xs, nr, ys, 0);
 }
 
-INLINE void bf16_rows(int64_t n, const uint8_t *w, const uint8_t *x, size_t stride, int nr,
-                      float *ys) {
-    half_rows(n, w, x, stride, nr, ys, 1);
+INLINE void bf16_tile(int64_t n, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,
+                      int nr, float *ys) {
+    half_tile(n, w, ws, nw, x, xs, nr, ys, 1);
 }
 
-QK_DEFINE_DOTS(f16, f16_rows)
-QK_DEFINE_DOTS(bf16, bf16_rows)
+HALF_DEFINE_TILES(f16, f16_tile)
+HALF_DEFINE_TILES(bf16, bf16_tile)
 
 void ar_kernels_fill_half_avx512(ar_kernels *k) {
     k->vec_dot_f[AR_TYPE_F16] = vec_dot_f16;
     k->vec_dot_f_n[AR_TYPE_F16] = vec_dot_n_f16;
     k->vec_dot_f[AR_TYPE_BF16] = vec_dot_bf16;
     k->vec_dot_f_n[AR_TYPE_BF16] = vec_dot_n_bf16;
+    k->vec_dot_f_mn[AR_TYPE_F16] = vec_dot_mn_f16;
+    k->vec_dot_f_mn[AR_TYPE_BF16] = vec_dot_mn_bf16;
 }

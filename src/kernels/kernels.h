@@ -109,6 +109,19 @@ typedef float (*ar_vec_dot_fn)(int64_t n, const void *w, const void *x);
 typedef void (*ar_vec_dot_n_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nr,
                                 float *ys);
 
+/* The most weight rows (AR_MN_W) and activation rows (AR_MN_R) one vec_dot_f_mn call takes. */
+#define AR_MN_W 6
+#define AR_MN_R 4
+
+/* A tile of products: ys[i * nr + r] = dot(weight row i, activation row r) for i < nw,
+ * r < nr (1 <= nw <= AR_MN_W, 1 <= nr <= AR_MN_R), with nw weight rows w_stride bytes apart
+ * and nr float32 activation rows x_stride bytes apart, n elements each (any n). A register
+ * tile: each weight vector is converted once for all nr rows and each activation vector
+ * loaded once for all nw rows. Each ys[i * nr + r] is bit-identical to the tile of that
+ * pair alone (nw = nr = 1), so results never depend on how rows or tokens were grouped. */
+typedef void (*ar_vec_dot_mn_fn)(int64_t n, const void *w, size_t w_stride, int nw, const void *x,
+                                 size_t x_stride, int nr, float *ys);
+
 /* Quantize n floats (a multiple of the block size) into activation blocks. */
 typedef void (*ar_quantize_fn)(const float *x, void *y, int64_t n);
 
@@ -159,6 +172,11 @@ typedef struct ar_kernels {
      * row with to_float and uses dot_f32. */
     ar_vec_dot_fn vec_dot_f[AR_N_TYPES];
     ar_vec_dot_n_fn vec_dot_f_n[AR_N_TYPES];
+    /* The same products as register tiles of weight rows x activation rows (prefill and
+     * decode both use it). Every tier has it for F16 and BF16: the scalar tier's is the
+     * reference, bit-identical to to_float then dot_f32 (one accumulator, in order); a SIMD
+     * tier's gives each pair the bits its vec_dot_f gives. NULL for other types. */
+    ar_vec_dot_mn_fn vec_dot_f_mn[AR_N_TYPES];
 
     /* Float vector operations (n any length). */
     float (*dot_f32)(int64_t n, const float *a, const float *b);

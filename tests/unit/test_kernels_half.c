@@ -1,10 +1,10 @@
 /*
- * test_kernels_half.c - the fused F16/BF16 x float32 dot products (vec_dot_f, vec_dot_f_n of
- * kernels.h; src/kernels/half_*.c) of every CPU tier.
+ * test_kernels_half.c - the fused F16/BF16 x float32 dot products (vec_dot_f, vec_dot_f_n,
+ * vec_dot_f_mn of kernels.h; src/kernels/half_*.c) of every CPU tier.
  *
- * The scalar tier has none (the engine's convert-then-dot_f32 path is the reference), so
- * its table entries must be NULL. Each SIMD tier (AVX2, AVX-512; skipped when the CPU lacks
- * it) must fill all four and is checked:
+ * The scalar tier has only the reference tile vec_dot_f_mn (the engine's convert-then-
+ * dot_f32 path is the definition), so its other entries must be NULL. Each SIMD tier
+ * (AVX2, AVX-512; skipped when the CPU lacks it) must fill all six and is checked:
  *
  *  - against the exact dot product in float64 of the converted weights (fp16.h) and the
  *    activations: |got - exact| <= 1e-6 * sum|w*x|. Lengths 0, 1, 7, 16, 31, 64, 1536,
@@ -22,6 +22,10 @@
  *  - NaN and inf propagate: a NaN weight or activation anywhere (main loop, short steps,
  *    tail) makes the result NaN, an inf weight times a positive activation gives inf of
  *    its sign, inf times zero is NaN; in vec_dot_f_n only the row concerned.
+ *  - vec_dot_f_mn, every tile shape of every tier, scalar included (check_tiles): each pair
+ *    bit-identical to the tier's definition of it alone (scalar: to_float + dot_f32; SIMD:
+ *    vec_dot_f), the SIMD tiers within 2e-6 * sum|w*x| of the scalar reference, nothing
+ *    written past the tile, a NaN weight reaching its own row's results only.
  *
  * AR_BENCH_HALF=1 in the environment also times the kernels (nothing is checked): ns per
  * weight row with 1 and 4 activation rows, against the engine's two-pass path (to_float,
@@ -132,6 +136,10 @@ static void test_table(void **state) {
     for (int ty = 0; ty < AR_N_TYPES; ty++) {
         assert_null(ref.vec_dot_f[ty]);
         assert_null(ref.vec_dot_f_n[ty]);
+        if (ty == AR_TYPE_F16 || ty == AR_TYPE_BF16)
+            assert_non_null(ref.vec_dot_f_mn[ty]);
+        else
+            assert_null(ref.vec_dot_f_mn[ty]);
     }
     const int nt = simd_tiers(t);
     for (int ti = 0; ti < nt; ti++) {
@@ -139,10 +147,13 @@ static void test_table(void **state) {
             if (ty == AR_TYPE_F16 || ty == AR_TYPE_BF16) {
                 assert_non_null(t[ti].vec_dot_f[ty]);
                 assert_non_null(t[ti].vec_dot_f_n[ty]);
+                assert_non_null(t[ti].vec_dot_f_mn[ty]);
+                assert_ptr_not_equal(t[ti].vec_dot_f_mn[ty], ref.vec_dot_f_mn[ty]);
                 assert_int_equal(t[ti].act[ty], AR_ACT_F32);
             } else {
                 assert_null(t[ti].vec_dot_f[ty]);
                 assert_null(t[ti].vec_dot_f_n[ty]);
+                assert_null(t[ti].vec_dot_f_mn[ty]);
             }
         }
     }
@@ -150,6 +161,7 @@ static void test_table(void **state) {
         for (int i = 0; i < 2; i++) {
             assert_ptr_not_equal(t[0].vec_dot_f[types[i]], t[1].vec_dot_f[types[i]]);
             assert_ptr_not_equal(t[0].vec_dot_f_n[types[i]], t[1].vec_dot_f_n[types[i]]);
+            assert_ptr_not_equal(t[0].vec_dot_f_mn[types[i]], t[1].vec_dot_f_mn[types[i]]);
         }
 }
 
@@ -390,6 +402,144 @@ static void test_specials_bf16(void **state) {
     check_specials(AR_TYPE_BF16);
 }
 
+/* --- Tiles (vec_dot_f_mn) ---------------------------------------------------------------- */
+
+/* Every tier's tile, every nw x nr (1..AR_MN_W x 1..AR_MN_R), for lengths of every tail
+ * width, weight rows at odd addresses with strides that are not a multiple of 64 bytes,
+ * activation rows one float off alignment:
+ *
+ *  - each pair bit-identical to the tier's definition of that pair alone: for the scalar
+ *    reference, to_float of the weight row then the scalar dot_f32 (the engine's two-pass
+ *    path); for a SIMD tier, its vec_dot_f. So results never depend on the grouping.
+ *  - nothing written past ys[nw * nr - 1].
+ *  - a SIMD tier against the scalar reference: |simd - ref| <= 2e-6 * sum|w*x|. Both are
+ *    float32 sums of the same products in different orders, each within 1e-6 * sum|w*x|
+ *    of the exact sum on these signed random data (test_accuracy checks the SIMD side
+ *    against float64; the worst ratio is printed). A rigorous worst-case bound grows like
+ *    n * 2^-24 and at n = 8960 would not see a lost or doubled product (about
+ *    sum|w*x| / n); this one does.
+ *  - a NaN weight in row `bad` makes exactly that row's nr results NaN. */
+static void check_tiles(ar_type ty) {
+    ar_kernels ref, t[3];
+    assert_int_equal(ar_kernels_get(AR_CPU_SCALAR, &ref), AR_OK);
+    t[0] = ref;
+    const int nt = 1 + simd_tiers(t + 1);
+    static const int64_t nn[] = {0,  1,  7,  8,  15, 16,   17,   31,  32,
+                                 33, 63, 64, 65, 97, 1536, 1537, 8963};
+    const int64_t max_n = 8963;
+    const int64_t max_ws = max_n * 2 + 6, max_xs = max_n + 5;
+    uint8_t *wraw = alloc64((size_t)(AR_MN_W * max_ws + 64));
+    float *xraw = alloc64((size_t)(AR_MN_R * max_xs + 16) * sizeof(float));
+    float *wf = malloc((size_t)max_n * sizeof(float));
+    uint16_t *h = malloc((size_t)max_n * sizeof(uint16_t));
+    assert_non_null(wf);
+    assert_non_null(h);
+    float *x = xraw + 1; /* one float off alignment */
+    int checked = 0;
+    double worst = 0;
+    for (size_t s = 0; s < sizeof nn / sizeof nn[0]; s++) {
+        const int64_t n = nn[s];
+        /* weight rows n * 2 + 2 or + 6 bytes apart, activation rows n + 3 or n + 5 floats:
+         * never a multiple of 64 bytes */
+        const size_t ws = (size_t)n * 2 + ((n * 2 + 2) % 64 ? 2 : 6);
+        const size_t xs = (size_t)((n + 3) % 16 ? n + 3 : n + 5) * sizeof(float);
+        for (int rep = 0; rep < 4; rep++) {
+            uint8_t *w = wraw + (rep % 2 ? 1 : 2); /* odd byte; odd element */
+            for (int a = 0; a < AR_MN_W; a++) {
+                for (int64_t i = 0; i < n; i++)
+                    h[i] = rep < 3 ? to_half(ty, frand(wmags[(rep + a) % 3])) : random_bits(ty);
+                store_row(w + (size_t)a * ws, h, n);
+            }
+            for (int r = 0; r < AR_MN_R; r++)
+                for (int64_t i = 0; i < n; i++)
+                    x[r * (int64_t)(xs / sizeof(float)) + i] = frand(xmags[(rep + r) % N_XMAGS]);
+            /* the definitions, pair by pair, and the sums of |w*x| */
+            float want[3][AR_MN_W][AR_MN_R];
+            double mass[AR_MN_W][AR_MN_R];
+            for (int a = 0; a < AR_MN_W; a++) {
+                ref.to_float[ty](w + (size_t)a * ws, wf, n);
+                for (int r = 0; r < AR_MN_R; r++) {
+                    const float *xr = (const float *)(const void *)((const uint8_t *)x + r * xs);
+                    want[0][a][r] = ref.dot_f32(n, wf, xr);
+                    mass[a][r] = 0;
+                    for (int64_t i = 0; i < n; i++) mass[a][r] += fabs((double)wf[i] * xr[i]);
+                    for (int ti = 1; ti < nt; ti++)
+                        want[ti][a][r] = t[ti].vec_dot_f[ty](n, w + (size_t)a * ws, xr);
+                }
+            }
+            for (int ti = 0; ti < nt; ti++) {
+                const char *name = ar_cpu_tier_name(t[ti].tier);
+                for (int nw = 1; nw <= AR_MN_W; nw++) {
+                    for (int nr = 1; nr <= AR_MN_R; nr++) {
+                        float ys[AR_MN_W * AR_MN_R + 1];
+                        for (int p = 0; p <= AR_MN_W * AR_MN_R; p++) ys[p] = GUARD_VALUE;
+                        t[ti].vec_dot_f_mn[ty](n, w, ws, nw, x, xs, nr, ys);
+                        for (int a = 0; a < nw; a++)
+                            for (int r = 0; r < nr; r++) {
+                                const float got = ys[a * nr + r];
+                                if (memcmp(&got, &want[ti][a][r], sizeof got) != 0)
+                                    fail_msg("%s %s vec_dot_f_mn n=%lld %dx%d pair %d,%d: %.9g, "
+                                             "alone %.9g",
+                                             name, type_name(ty), (long long)n, nw, nr, a, r,
+                                             (double)got, (double)want[ti][a][r]);
+                                const double err = fabs((double)got - (double)want[0][a][r]);
+                                if (!(err <= 2e-6 * mass[a][r]))
+                                    fail_msg("%s %s vec_dot_f_mn n=%lld pair %d,%d: %.9g, scalar "
+                                             "%.9g (sum|wx| %.9g)",
+                                             name, type_name(ty), (long long)n, a, r, (double)got,
+                                             (double)want[0][a][r], mass[a][r]);
+                                if (mass[a][r] > 0 && err / mass[a][r] > worst)
+                                    worst = err / mass[a][r];
+                            }
+                        for (int p = nw * nr; p <= AR_MN_W * AR_MN_R; p++)
+                            if (ys[p] != GUARD_VALUE)
+                                fail_msg("%s %s vec_dot_f_mn n=%lld %dx%d: wrote ys[%d]", name,
+                                         type_name(ty), (long long)n, nw, nr, p);
+                        checked++;
+                    }
+                }
+            }
+            if (n == 0) continue;
+            /* a NaN weight in row `bad`, at the start, middle or end */
+            const int bad = rep % AR_MN_W;
+            uint8_t *pos = w + (size_t)bad * ws + 2 * (size_t)(rep * (n - 1) / 3);
+            uint8_t keep[2];
+            memcpy(keep, pos, 2);
+            const uint16_t nan = nan_bits(ty);
+            memcpy(pos, &nan, 2);
+            for (int ti = 0; ti < nt; ti++) {
+                float ys[AR_MN_W * AR_MN_R];
+                t[ti].vec_dot_f_mn[ty](n, w, ws, AR_MN_W, x, xs, AR_MN_R, ys);
+                for (int a = 0; a < AR_MN_W; a++)
+                    for (int r = 0; r < AR_MN_R; r++)
+                        if ((a == bad) != (isnan(ys[a * AR_MN_R + r]) != 0))
+                            fail_msg("%s %s vec_dot_f_mn n=%lld: NaN in weight row %d, pair "
+                                     "%d,%d gives %g",
+                                     ar_cpu_tier_name(t[ti].tier), type_name(ty), (long long)n, bad,
+                                     a, r, (double)ys[a * AR_MN_R + r]);
+            }
+            memcpy(pos, keep, 2);
+        }
+    }
+    printf("# %s: %d tiles bit-identical to their pairs alone; worst |simd - scalar| / sum|wx| "
+           "= %.3g\n",
+           type_name(ty), checked, worst);
+    free(h);
+    free(wf);
+    free(wraw);
+    free(xraw);
+}
+
+static void test_tiles_f16(void **state) {
+    (void)state;
+    check_tiles(AR_TYPE_F16);
+}
+
+static void test_tiles_bf16(void **state) {
+    (void)state;
+    check_tiles(AR_TYPE_BF16);
+}
+
 /* --- Micro-benchmark (AR_BENCH_HALF=1) ---------------------------------------------------- */
 
 static double now_s(void) {
@@ -474,7 +624,8 @@ int main(void) {
         cmocka_unit_test(test_table),          cmocka_unit_test(test_accuracy_f16),
         cmocka_unit_test(test_accuracy_bf16),  cmocka_unit_test(test_multi_row_f16),
         cmocka_unit_test(test_multi_row_bf16), cmocka_unit_test(test_specials_f16),
-        cmocka_unit_test(test_specials_bf16),  cmocka_unit_test(test_bench),
+        cmocka_unit_test(test_specials_bf16),  cmocka_unit_test(test_tiles_f16),
+        cmocka_unit_test(test_tiles_bf16),     cmocka_unit_test(test_bench),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
