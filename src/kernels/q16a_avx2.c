@@ -218,10 +218,17 @@ INLINE __m128 scales2(const uint8_t *w, int size, int field, int cnt) {
     return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
 }
 
-/* Floats 0, 1 of p as [f0 f1 0 0]; only f0 ([f0 0 0 0]) when cnt is 1. */
+/* Floats 0, 1 of p as [f0 f1 0 0]; only f0 ([f0 0 0 0]) when cnt is 1. p may be unaligned:
+ * memcpy, not a float or double dereference (which would assume alignment). */
 INLINE __m128 load2(const uint8_t *p, int cnt) {
-    if (cnt == 2) return _mm_castpd_ps(_mm_load_sd((const double *)(const void *)p));
-    return _mm_load_ss((const float *)(const void *)p);
+    if (cnt == 2) {
+        double d;
+        memcpy(&d, p, sizeof d);
+        return _mm_castpd_ps(_mm_set_sd(d));
+    }
+    float f;
+    memcpy(&f, p, sizeof f);
+    return _mm_set_ss(f);
 }
 
 /* --- Dot products ------------------------------------------------------------------------- */

@@ -656,7 +656,9 @@ static void check_dot_n(ar_cpu_tier tier) {
         /* (a) the engine's layout: 64-byte aligned rows, stride rb; (b) rows at 2 mod 64,
          * stride rb + 2 */
         uint8_t *xa = aligned_alloc(64, AR_MAX_NR * rb);
-        uint8_t *xbuf = aligned_alloc(64, AR_MAX_NR * (rb + 2) + 64), *xb = xbuf + 2;
+        /* C11 aligned_alloc wants a size that is a multiple of the alignment */
+        uint8_t *xbuf = aligned_alloc(64, (AR_MAX_NR * (rb + 2) + 64 + 63) & ~(size_t)63),
+                *xb = xbuf + 2;
         assert_true(xa && xbuf);
         uint8_t *w = xmalloc(wrow_bytes(AR_TYPE_Q8_0, n) + 1); /* the largest blocks */
         for (int rep = 0; rep < 4; rep++) {
