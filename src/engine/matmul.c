@@ -105,6 +105,29 @@ static void dot_rows_f32(const ar_kernels *k, int64_t K, const float *w, const f
     for (int r = 0; r < nr; r++) ys[r] = k->dot_f32(K, w, x + (size_t)r * stride);
 }
 
+/* The GEMM path of the k-quants' accurate precision (a tile of several tokens): the block's
+ * weight rows are unpacked once into the thread's scratch (pack16; the float rows' area,
+ * which engine.c sizes to hold them), then multiplied with every token of the tile
+ * (gemm16). Each product is bit-identical to vec_dot16 on its row and token. */
+static void block_times_tokens_gemm16(const mm_job *j, const ar_mm_out *o, int64_t r0, int64_t r1,
+                                      int t0, int t1, float *wf) {
+    const ar_kernels *k = &j->e->k;
+    const ar_tensor *w = o->w;
+    size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
+    size_t nblk = (size_t)j->K / AR_QK16K, row_bytes = j->xq_row[AR_ACT_Q16K];
+    ar_block_w16 *packed = (ar_block_w16 *)(((uintptr_t)wf + 63) & ~(uintptr_t)63);
+    float ys[TOKEN_TILE * AR_ROW_BLOCK];
+    for (int64_t r = r0; r < r1; r++)
+        k->pack16[w->type](j->K, w->data + (size_t)r * w_row, packed + (size_t)(r - r0) * nblk);
+    k->gemm16[w->type](j->K, packed, nblk, (int)(r1 - r0),
+                       j->xq[AR_ACT_Q16K] + (size_t)t0 * row_bytes, row_bytes, t1 - t0, ys,
+                       AR_ROW_BLOCK);
+    for (int t = t0; t < t1; t++)
+        for (int64_t r = r0; r < r1; r++)
+            o->y[(size_t)t * o->ldy + r] = ys[(size_t)(t - t0) * AR_ROW_BLOCK + (size_t)(r - r0)] +
+                                           (o->bias ? o->bias[r] : 0.0f);
+}
+
 /* Products of weight rows [r0, r1) of output o (at most ROW_BLOCK) with tokens [t0, t1).
  * Loop order: for each group of activation rows (AR_MAX_NR rows: up to 4 tokens, or 2 in the
  * accurate precision where each token has two quantized rows - its activations and their
@@ -151,6 +174,10 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
                 for (int i = 0; i < nr; i++) o->y[(size_t)(t + i) * o->ldy + r] = ys[i] + b;
             }
         }
+        return;
+    }
+    if (act == AR_ACT_Q16K && t1 - t0 > 1 && k->gemm16[w->type]) {
+        block_times_tokens_gemm16(j, o, r0, r1, t0, t1, wf);
         return;
     }
     bool paired = j->paired && (act == AR_ACT_Q8A || act == AR_ACT_Q8K);
