@@ -176,7 +176,7 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
         }
         return;
     }
-    if (act == AR_ACT_Q16K && t1 - t0 > 1 && k->gemm16[w->type]) {
+    if (act == AR_ACT_Q16K && t1 - t0 > AR_MAX_NR && k->gemm16[w->type]) { /* prefill */
         block_times_tokens_gemm16(j, o, r0, r1, t0, t1, wf);
         return;
     }

@@ -170,14 +170,23 @@ static void pack16_q6_k(int64_t n, const void *vw, ar_block_w16 *out) {
 #define GEMM_NW 2 /* weight rows per micro-tile */
 #define GEMM_NX 4 /* tokens per micro-tile */
 
-/* y[t * ldy + r] for r < nw, t < nx (compile-time constants at every call): weight rows w +
- * r * ws blocks, activation rows x + t * xs bytes. */
-INLINE void gemm_tile(int64_t n, const ar_block_w16 *w, size_t ws, int nw, const uint8_t *x,
-                      size_t xs, int nx, int has_min, float *y, size_t ldy) {
+#define GEMM_KC 2  /* blocks of 256 per pass over a group (L1: see gemm) */
+#define GEMM_GW 8  /* weight rows per group */
+#define GEMM_GX 32 /* tokens per group */
+
+/* Blocks [ib0, ib1) of the products of weight rows w + r * ws blocks with activation rows
+ * x + t * xs bytes, r < nw, t < nx (compile-time constants at every call). The float
+ * accumulators come from acc[t * GEMM_GW + r] (zero when ib0 is 0) and go back there, or
+ * when ib1 is the last block are reduced into y[t * ldy + r]. Storing and reloading an
+ * accumulator is exact, so the split changes no result. */
+INLINE void gemm_tile(const ar_block_w16 *w, size_t ws, int nw, const uint8_t *x, size_t xs, int nx,
+                      int has_min, int64_t ib0, int64_t ib1, int64_t nblk, __m512 *accbuf, float *y,
+                      size_t ldy) {
     __m512 acc[GEMM_NW][GEMM_NX];
     for (int r = 0; r < nw; r++)
-        for (int t = 0; t < nx; t++) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t ib = 0; ib < n / AR_QK16K; ib++) {
+        for (int t = 0; t < nx; t++)
+            acc[r][t] = ib0 ? accbuf[t * GEMM_GW + r] : _mm512_setzero_ps();
+    for (int64_t ib = ib0; ib < ib1; ib++) {
         const uint8_t *xb[GEMM_NX];
         const ar_block_w16 *wb[GEMM_NW];
         __m512i sumi[GEMM_NW][GEMM_NX];
@@ -208,34 +217,54 @@ INLINE void gemm_tile(int64_t n, const ar_block_w16 *w, size_t ws, int nw, const
         }
     }
     for (int r = 0; r < nw; r++)
-        for (int t = 0; t < nx; t++)
-            y[(size_t)t * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[r][t]);
+        for (int t = 0; t < nx; t++) {
+            if (ib1 == nblk)
+                y[(size_t)t * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[r][t]);
+            else
+                accbuf[t * GEMM_GW + r] = acc[r][t];
+        }
 }
 
-/* Every (row, token) of the product in micro-tiles; edge tiles get their own constant
- * counts so their loops unroll as the full tile's. */
+/* Every (row, token) of the product: groups of up to GEMM_GW rows x GEMM_GX tokens; per
+ * group, passes of GEMM_KC blocks, each over all its micro-tiles (tokens outer), so the
+ * pass's packed weights (8 rows x 2 blocks: 10 KiB) stay in L1 while the tokens go by, and
+ * its activations (4 tokens x 2 blocks: 5 KiB) while the rows do. The accumulators wait in
+ * a 16 KiB buffer between passes. Edge tiles get their own constant counts, so their loops
+ * unroll as the full tile's. */
 INLINE void gemm(int64_t n, const ar_block_w16 *w, size_t ws, int nw, const void *vx, size_t xs,
                  int nx, float *y, size_t ldy, int has_min) {
     const uint8_t *x = vx;
-    for (int t = 0; t < nx; t += GEMM_NX) {
-        const int mx = nx - t < GEMM_NX ? nx - t : GEMM_NX;
-        for (int r = 0; r < nw; r += GEMM_NW) {
-            const int mw = nw - r < GEMM_NW ? nw - r : GEMM_NW;
-            const ar_block_w16 *wr = w + (size_t)r * ws;
-            const uint8_t *xt = x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ldy + (size_t)r;
-#define TILE(a, b) gemm_tile(n, wr, ws, a, xt, xs, b, has_min, yt, ldy)
-            switch ((mw - 1) * GEMM_NX + (mx - 1)) {
-            case 0: TILE(1, 1); break;
-            case 1: TILE(1, 2); break;
-            case 2: TILE(1, 3); break;
-            case 3: TILE(1, 4); break;
-            case 4: TILE(2, 1); break;
-            case 5: TILE(2, 2); break;
-            case 6: TILE(2, 3); break;
-            default: TILE(2, 4); break;
-            }
+    const int64_t nblk = n / AR_QK16K;
+    __m512 accbuf[GEMM_GW * GEMM_GX];
+    for (int gx = 0; gx < nx; gx += GEMM_GX) {
+        const int ex = nx - gx < GEMM_GX ? nx - gx : GEMM_GX;
+        for (int gw = 0; gw < nw; gw += GEMM_GW) {
+            const int ew = nw - gw < GEMM_GW ? nw - gw : GEMM_GW;
+            for (int64_t ib0 = 0; ib0 < nblk; ib0 += GEMM_KC) {
+                const int64_t ib1 = nblk - ib0 < GEMM_KC ? nblk : ib0 + GEMM_KC;
+                for (int t = 0; t < ex; t += GEMM_NX) {
+                    const int mx = ex - t < GEMM_NX ? ex - t : GEMM_NX;
+                    for (int r = 0; r < ew; r += GEMM_NW) {
+                        const int mw = ew - r < GEMM_NW ? ew - r : GEMM_NW;
+                        const ar_block_w16 *wr = w + (size_t)(gw + r) * ws;
+                        const uint8_t *xt = x + (size_t)(gx + t) * xs;
+                        float *yt = y + (size_t)(gx + t) * ldy + (size_t)(gw + r);
+                        __m512 *ab = accbuf + t * GEMM_GW + r;
+#define TILE(a, b) gemm_tile(wr, ws, a, xt, xs, b, has_min, ib0, ib1, nblk, ab, yt, ldy)
+                        switch ((mw - 1) * GEMM_NX + (mx - 1)) {
+                        case 0: TILE(1, 1); break;
+                        case 1: TILE(1, 2); break;
+                        case 2: TILE(1, 3); break;
+                        case 3: TILE(1, 4); break;
+                        case 4: TILE(2, 1); break;
+                        case 5: TILE(2, 2); break;
+                        case 6: TILE(2, 3); break;
+                        default: TILE(2, 4); break;
+                        }
 #undef TILE
+                    }
+                }
+            }
         }
     }
 }
