@@ -16,7 +16,10 @@
  *     block of AR_ROW_BLOCK weight rows, takes the products with the tile's tokens, several
  *     activation rows per kernel call so each weight block is unpacked once for all of
  *     them. On the float path a block's rows are first converted to float32 into the
- *     thread's scratch, once per tile.
+ *     thread's scratch, once per tile. The k-quants' 15-bit path (Q16K) with more than
+ *     AR_MAX_NR tokens in the tile unpacks the block's rows once per tile instead (pack16,
+ *     into the same scratch) and multiplies them with all the tile's tokens (gemm16, where
+ *     the tier has it), with results bit-identical to the per-group kernels.
  */
 #include "engine/engine.h"
 
