@@ -23,8 +23,11 @@
  */
 #include "engine/engine.h"
 
-#define TOKEN_TILE 32
-#define MAX_OUTS   4
+#define TOKEN_TILE      32
+/* Tokens per tile when every output takes the GEMM path: its rows are packed once per tile,
+ * so longer tiles pack less often (the tile's activations then sit in L2/L3). */
+#define GEMM_TOKEN_TILE 128
+#define MAX_OUTS        4
 
 typedef struct mm_job {
     const ar_engine *e;
@@ -36,6 +39,7 @@ typedef struct mm_job {
     ar_act act_of[MAX_OUTS]; /* the activation format each output multiplies with */
     int64_t total_rows;
     bool paired; /* Q8A/Q8K: each token's row is followed by its rounding error's */
+    int tile;    /* tokens per tile: TOKEN_TILE, or GEMM_TOKEN_TILE when all take the GEMM */
     /* Quantized activations per format (index ar_act), NULL when no matrix needs it. */
     uint8_t *xq[5];
     size_t xq_row[5];
@@ -119,7 +123,7 @@ static void block_times_tokens_gemm16(const mm_job *j, const ar_mm_out *o, int64
     size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
     size_t nblk = (size_t)j->K / AR_QK16K, row_bytes = j->xq_row[AR_ACT_Q16K];
     ar_block_w16 *packed = (ar_block_w16 *)(((uintptr_t)wf + 63) & ~(uintptr_t)63);
-    float ys[TOKEN_TILE * AR_ROW_BLOCK];
+    float ys[GEMM_TOKEN_TILE * AR_ROW_BLOCK];
     for (int64_t r = r0; r < r1; r++)
         k->pack16[w->type](j->K, w->data + (size_t)r * w_row, packed + (size_t)(r - r0) * nblk);
     k->gemm16[w->type](j->K, packed, nblk, (int)(r1 - r0),
@@ -204,8 +208,8 @@ static void multiply_rows(int ith, int nth, void *ctx) {
     const mm_job *j = ctx;
     int64_t g0 = j->total_rows * ith / nth, g1 = j->total_rows * (ith + 1) / nth;
     float *wf = j->scratch + (size_t)ith * j->scratch_stride;
-    for (int t0 = 0; t0 < j->n_tok; t0 += TOKEN_TILE) {
-        int t1 = t0 + TOKEN_TILE < j->n_tok ? t0 + TOKEN_TILE : j->n_tok;
+    for (int t0 = 0; t0 < j->n_tok; t0 += j->tile) {
+        int t1 = t0 + j->tile < j->n_tok ? t0 + j->tile : j->n_tok;
         /* The thread's global rows [g0, g1) run across the outputs in order. */
         int64_t base = 0;
         for (int o = 0; o < j->n_outs; o++) {
@@ -257,11 +261,12 @@ void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar
         .scratch = s->scratch,
         .scratch_stride = s->scratch_stride,
     };
-    bool quantize = false;
+    bool quantize = false, all_gemm = true;
     for (int o = 0; o < n_outs; o++) {
         j.total_rows += outs[o].w->ne[1];
         ar_act act = activation_format(e, outs[o].w->type);
         j.act_of[o] = act;
+        all_gemm = all_gemm && act == AR_ACT_Q16K && e->k.gemm16[outs[o].w->type];
         if (act == AR_ACT_F32) continue;
         j.xq[act] = act == AR_ACT_Q8A    ? s->xq_a
                     : act == AR_ACT_Q8K  ? s->xq_k
@@ -270,6 +275,7 @@ void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar
         j.xq_row[act] = act_row_bytes(act, j.K);
         quantize = true;
     }
+    j.tile = all_gemm ? GEMM_TOKEN_TILE : TOKEN_TILE;
     if (quantize) ar_pool_run(e->pool, quantize_rows, &j);
     ar_pool_run(e->pool, multiply_rows, &j);
 }
