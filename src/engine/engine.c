@@ -168,7 +168,10 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     /* Q16K rows are whole 640-byte blocks: 64-byte aligned rows keep their loads aligned. */
     s->xq_16 = aligned_alloc(64, (b * e->max_act_row + 63) & ~(size_t)63);
     s->xq_16a = aligned_alloc(64, (b * e->max_act_row + 63) & ~(size_t)63);
-    /* per thread: a weight row, attention scores, one converted head row */
+    /* per thread: AR_ROW_BLOCK weight rows as floats (or, on the k-quants' GEMM path,
+     * packed: AR_ROW_BLOCK * max_k / 256 blocks of 640 bytes, 2.5 bytes an element, plus up
+     * to 63 bytes to align them: 12 * max_k bytes to spare), attention scores, one
+     * converted head row */
     s->scratch_stride =
         (AR_ROW_BLOCK * e->max_k + (size_t)s->p.n_ctx + (size_t)hp->head_dim + 15) & ~(size_t)15;
     s->scratch = malloc((size_t)e->params.n_threads * s->scratch_stride * sizeof(float));

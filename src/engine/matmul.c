@@ -19,13 +19,20 @@
  *     thread's scratch, once per tile. F16 and BF16 weights with float activations go by
  *     register tiles instead (vec_dot_f_mn: AR_MN_W weight rows x AR_MN_R tokens per call,
  *     converted in registers), in blocks of TILE_ROW_BLOCK rows; decode too (one token).
+ *     The k-quants' 15-bit path (Q16K) with more than AR_MAX_NR tokens in the tile unpacks
+ *     the block's rows once per tile instead (pack16, into the same scratch) and multiplies
+ *     them with all the tile's tokens (gemm16, where the tier has it), with results
+ *     bit-identical to the per-group kernels.
  */
 #include "engine/engine.h"
 
-#define TOKEN_TILE     32
+#define TOKEN_TILE      32
+/* Tokens per tile when every output takes the GEMM path: its rows are packed once per tile,
+ * so longer tiles pack less often (the tile's activations then sit in L2/L3). */
+#define GEMM_TOKEN_TILE 128
 /* Weight rows per block in the tiled path: two tiles of AR_MN_W rows. */
-#define TILE_ROW_BLOCK (2 * AR_MN_W)
-#define MAX_OUTS       4
+#define TILE_ROW_BLOCK  (2 * AR_MN_W)
+#define MAX_OUTS        4
 
 typedef struct mm_job {
     const ar_engine *e;
@@ -37,6 +44,7 @@ typedef struct mm_job {
     ar_act act_of[MAX_OUTS]; /* the activation format each output multiplies with */
     int64_t total_rows;
     bool paired; /* Q8A/Q8K: each token's row is followed by its rounding error's */
+    int tile;    /* tokens per tile: TOKEN_TILE, or GEMM_TOKEN_TILE when all take the GEMM */
     /* Quantized activations per format (index ar_act), NULL when no matrix needs it. */
     uint8_t *xq[5];
     size_t xq_row[5];
@@ -114,6 +122,29 @@ static bool tiled(const mm_job *j, int o) {
     return j->act_of[o] == AR_ACT_F32 && j->e->k.vec_dot_f_mn[j->outs[o].w->type];
 }
 
+/* The GEMM path of the k-quants' accurate precision (a tile of several tokens): the block's
+ * weight rows are unpacked once into the thread's scratch (pack16; the float rows' area,
+ * which engine.c sizes to hold them), then multiplied with every token of the tile
+ * (gemm16). Each product is bit-identical to vec_dot16 on its row and token. */
+static void block_times_tokens_gemm16(const mm_job *j, const ar_mm_out *o, int64_t r0, int64_t r1,
+                                      int t0, int t1, float *wf) {
+    const ar_kernels *k = &j->e->k;
+    const ar_tensor *w = o->w;
+    size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
+    size_t nblk = (size_t)j->K / AR_QK16K, row_bytes = j->xq_row[AR_ACT_Q16K];
+    ar_block_w16 *packed = (ar_block_w16 *)(((uintptr_t)wf + 63) & ~(uintptr_t)63);
+    float ys[GEMM_TOKEN_TILE * AR_ROW_BLOCK];
+    for (int64_t r = r0; r < r1; r++)
+        k->pack16[w->type](j->K, w->data + (size_t)r * w_row, packed + (size_t)(r - r0) * nblk);
+    k->gemm16[w->type](j->K, packed, nblk, (int)(r1 - r0),
+                       j->xq[AR_ACT_Q16K] + (size_t)t0 * row_bytes, row_bytes, t1 - t0, ys,
+                       AR_ROW_BLOCK);
+    for (int t = t0; t < t1; t++)
+        for (int64_t r = r0; r < r1; r++)
+            o->y[(size_t)t * o->ldy + r] = ys[(size_t)(t - t0) * AR_ROW_BLOCK + (size_t)(r - r0)] +
+                                           (o->bias ? o->bias[r] : 0.0f);
+}
+
 /* Products of weight rows [r0, r1) of output o (at most ROW_BLOCK) with tokens [t0, t1).
  * Loop order: for each group of activation rows (AR_MAX_NR rows: up to 4 tokens, or 2 in the
  * accurate precision where each token has two quantized rows - its activations and their
@@ -166,6 +197,10 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
         }
         return;
     }
+    if (act == AR_ACT_Q16K && t1 - t0 > AR_MAX_NR && k->gemm16[w->type]) { /* prefill */
+        block_times_tokens_gemm16(j, o, r0, r1, t0, t1, wf);
+        return;
+    }
     bool paired = j->paired && (act == AR_ACT_Q8A || act == AR_ACT_Q8K);
     int per_token = paired ? 2 : 1, step = AR_MAX_NR / per_token;
     size_t row_bytes = j->xq_row[act];
@@ -187,8 +222,8 @@ static void multiply_rows(int ith, int nth, void *ctx) {
     const mm_job *j = ctx;
     int64_t g0 = j->total_rows * ith / nth, g1 = j->total_rows * (ith + 1) / nth;
     float *wf = j->scratch + (size_t)ith * j->scratch_stride;
-    for (int t0 = 0; t0 < j->n_tok; t0 += TOKEN_TILE) {
-        int t1 = t0 + TOKEN_TILE < j->n_tok ? t0 + TOKEN_TILE : j->n_tok;
+    for (int t0 = 0; t0 < j->n_tok; t0 += j->tile) {
+        int t1 = t0 + j->tile < j->n_tok ? t0 + j->tile : j->n_tok;
         /* The thread's global rows [g0, g1) run across the outputs in order. */
         int64_t base = 0;
         for (int o = 0; o < j->n_outs; o++) {
@@ -240,11 +275,12 @@ void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar
         .scratch = s->scratch,
         .scratch_stride = s->scratch_stride,
     };
-    bool quantize = false;
+    bool quantize = false, all_gemm = true;
     for (int o = 0; o < n_outs; o++) {
         j.total_rows += outs[o].w->ne[1];
         ar_act act = activation_format(e, outs[o].w->type);
         j.act_of[o] = act;
+        all_gemm = all_gemm && act == AR_ACT_Q16K && e->k.gemm16[outs[o].w->type];
         if (act == AR_ACT_F32) continue;
         j.xq[act] = act == AR_ACT_Q8A    ? s->xq_a
                     : act == AR_ACT_Q8K  ? s->xq_k
@@ -253,6 +289,7 @@ void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar
         j.xq_row[act] = act_row_bytes(act, j.K);
         quantize = true;
     }
+    j.tile = all_gemm ? GEMM_TOKEN_TILE : TOKEN_TILE;
     if (quantize) ar_pool_run(e->pool, quantize_rows, &j);
     ar_pool_run(e->pool, multiply_rows, &j);
 }

@@ -84,6 +84,21 @@ static inline size_t ar_q16a_row_bytes(int64_t k) {
     return ((size_t)k * 2 + (size_t)k / AR_QK16A * 8 + 63) & ~(size_t)63;
 }
 
+/* One k-quant weight block unpacked for the GEMM path (gemm16, below): the 256 weights as
+ * int16 s * q in element order (the sub-block scale s times the quant q, the Q3_K/Q6_K
+ * offsets already applied: |s * q| <= 4096), the block's float16 scales as floats, and per
+ * bsum j of the activations the integer minimum of the sub-block that holds elements
+ * 16j..16j+15 (0 and dmin = 0 for the types without a minimum, Q3_K and Q6_K). The same
+ * bytes in every tier (pack16). */
+typedef struct ar_block_w16 {
+    int16_t w[AR_QK16K]; /* first: 64-byte aligned when the block is */
+    float d;
+    float dmin;
+    int16_t m[AR_QK16K / 16];
+    uint8_t pad[88]; /* 640 bytes in all, so consecutive blocks stay 64-byte aligned */
+} ar_block_w16;
+_Static_assert(sizeof(ar_block_w16) == 640, "ar_block_w16 size");
+
 /* The activation format a weight type multiplies with. */
 typedef enum ar_act {
     AR_ACT_F32 = 0,  /* float32 rows (F32/F16/BF16 weights, or the float path) */
@@ -121,6 +136,17 @@ typedef void (*ar_vec_dot_n_fn)(int64_t n, const void *w, const void *x, size_t 
  * pair alone (nw = nr = 1), so results never depend on how rows or tokens were grouped. */
 typedef void (*ar_vec_dot_mn_fn)(int64_t n, const void *w, size_t w_stride, int nw, const void *x,
                                  size_t x_stride, int nr, float *ys);
+
+/* Unpack one weight row of n elements (a multiple of 256) of the kernel's type into n / 256
+ * ar_block_w16 blocks. */
+typedef void (*ar_pack16_fn)(int64_t n, const void *w, ar_block_w16 *out);
+
+/* The GEMM form of vec_dot16: y[t * ldy + r] = vec_dot16(n, weight row r, activation row t)
+ * for r < nw, t < nx, where weight row r is packed (pack16) at w + r * w_stride blocks and
+ * activation row t (Q16K) is x_stride bytes after row t - 1. Every result is bit-identical
+ * to the same tier's vec_dot16 on that row and token, whatever nw and nx are. */
+typedef void (*ar_gemm16_fn)(int64_t n, const ar_block_w16 *w, size_t w_stride, int nw,
+                             const void *x, size_t x_stride, int nx, float *y, size_t ldy);
 
 /* Quantize n floats (a multiple of the block size) into activation blocks. */
 typedef void (*ar_quantize_fn)(const float *x, void *y, int64_t n);
@@ -165,6 +191,11 @@ typedef struct ar_kernels {
     ar_vec_dot_fn vec_dot16[AR_N_TYPES];
     ar_vec_dot_n_fn vec_dot16_n[AR_N_TYPES];
     ar_quantize_fn quantize_q16k;
+    /* The GEMM path of vec_dot16 for several tokens (the k-quants): pack16 unpacks weight
+     * rows once, gemm16 multiplies packed rows with many activation rows. gemm16 is NULL
+     * where a tier has none (AVX2: the engine keeps vec_dot16_n). */
+    ar_pack16_fn pack16[AR_N_TYPES];
+    ar_gemm16_fn gemm16[AR_N_TYPES];
     ar_quantize_fn quantize_q16a; /* n floats -> one Q16A row */
 
     /* F16 and BF16 weights times float32 activations without converting the row first:
@@ -217,6 +248,8 @@ void ar_kernels_fill_qk_avx512(ar_kernels *k);
 void ar_kernels_fill_q16_scalar(ar_kernels *k);
 void ar_kernels_fill_q16_avx2(ar_kernels *k);
 void ar_kernels_fill_q16_avx512(ar_kernels *k);
+void ar_kernels_fill_gemm16_scalar(ar_kernels *k);
+void ar_kernels_fill_gemm16_avx512(ar_kernels *k);
 void ar_kernels_fill_q16a_scalar(ar_kernels *k);
 void ar_kernels_fill_q16a_avx2(ar_kernels *k);
 void ar_kernels_fill_q16a_avx512(ar_kernels *k);

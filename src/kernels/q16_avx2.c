@@ -470,4 +470,7 @@ void ar_kernels_fill_q16_avx2(ar_kernels *k) {
     k->vec_dot16_n[AR_TYPE_Q4_K] = vec_dot_n_q4_k;
     k->vec_dot16_n[AR_TYPE_Q5_K] = vec_dot_n_q5_k;
     k->vec_dot16_n[AR_TYPE_Q6_K] = vec_dot_n_q6_k;
+    /* No GEMM form in this tier (the scalar one would not match these vec_dot16 bit for
+     * bit): the engine keeps vec_dot16_n. */
+    for (int t = AR_TYPE_Q2_K; t <= AR_TYPE_Q6_K; t++) k->gemm16[t] = NULL;
 }
