@@ -5,7 +5,7 @@
 #
 #   target         gguf, safetensors, tokenize, tokenizer_json, config, messages, prompt,
 #                  request
-#                  (or with the fuzz_ prefix); default: all seven
+#                  (or with the fuzz_ prefix); default: all eight
 #   --seconds N    fuzz each target for N seconds (default 30)
 #   --jobs J       parallel fuzzing processes per target, libFuzzer's -fork=J (default 1:
 #                  one in-process fuzzer, whose final stats are exact)
@@ -71,7 +71,8 @@ while [ $# -gt 0 ]; do
     tokenizer_json | fuzz_tokenizer_json) targets+=(tokenizer_json); shift ;;
     config | fuzz_config) targets+=(config); shift ;;
     messages | fuzz_messages) targets+=(messages); shift ;;
-    prompt | fuzz_prompt request) targets+=(prompt request); shift ;;
+    prompt | fuzz_prompt) targets+=(prompt); shift ;;
+    request | fuzz_request) targets+=(request); shift ;;
     *) echo "fuzz.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
 done
