@@ -698,6 +698,10 @@ int32_t ar_config_router_threads(const ar_config *cfg);
 /* The model of the `default: true` provider ("provider/id"), or NULL. */
 const char *ar_config_default_model(const ar_config *cfg);
 
+/* Whether the gateway this file configures listens beyond the loopback interface without
+ * any client API keys (anyone who can reach the port may spend the providers' keys). */
+bool ar_config_server_open_to_network(const ar_config *cfg);
+
 /* Parse an OpenAI chat conversation: a `messages` array, or a chat completions request
  * object holding one. Content may be a string or an array of parts (text parts are joined
  * with "\n", others dropped). On AR_OK, *msgs is one malloc'd block (free() it) holding

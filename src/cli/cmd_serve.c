@@ -132,7 +132,11 @@ int ar_cmd_serve(int argc, char **argv) {
         fprintf(stderr, "archrouter: %d routes; router model %s loaded in %.0f ms\n", (int)n_routes,
                 path, m.load_ms);
     }
-start:;
+start:
+    if (ar_config_server_open_to_network(cfg))
+        fprintf(stderr, "archrouter: warning: listening beyond loopback without client API keys: "
+                        "anyone who reaches the port can use the providers' keys; set "
+                        "archrouter.server.api_keys (docs/gateway.md)\n");
     /* Block the stop signals before any gateway thread exists; they inherit the mask. */
     sigset_t stop;
     sigemptyset(&stop);

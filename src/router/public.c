@@ -81,6 +81,14 @@ const char *ar_config_default_model(const ar_config *cfg) {
     return cfg && cfg->default_provider >= 0 ? cfg->providers[cfg->default_provider].model : NULL;
 }
 
+bool ar_config_server_open_to_network(const ar_config *cfg) {
+    if (!cfg || cfg->server.n_api_keys > 0) return false;
+    const char *a = cfg->server.address ? cfg->server.address : "127.0.0.1";
+    bool loopback = strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0 ||
+                    strcmp(a, "localhost") == 0 || strcmp(a, "[::1]") == 0;
+    return !loopback;
+}
+
 ar_status ar_conversation_parse(const char *json, size_t len, ar_message **msgs, int32_t *n,
                                 char *errbuf, size_t errcap) {
     if (!msgs || !n) return AR_ERR_INVALID_ARG;

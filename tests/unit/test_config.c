@@ -51,6 +51,34 @@ static const ar_config_route *route(const ar_config *cfg, const char *name) {
 
 /* ---- the example files ------------------------------------------------------------------ */
 
+/* A gateway reachable from the network without client keys is flagged (cmd_serve warns). */
+static void test_open_to_network(void **state) {
+    (void)state;
+    static const struct {
+        const char *yaml;
+        bool open;
+    } cases[] = {
+        {"routes: [{name: a, description: d, model: m}]\n", false}, /* default 127.0.0.1 */
+        {"routes: [{name: a, description: d, model: m}]\n"
+         "archrouter: {server: {address: 0.0.0.0}}\n",
+         true},
+        {"routes: [{name: a, description: d, model: m}]\n"
+         "archrouter: {server: {address: 0.0.0.0, api_keys: [k1]}}\n",
+         false},
+        {"routes: [{name: a, description: d, model: m}]\n"
+         "archrouter: {server: {address: 127.0.0.2}}\n",
+         false},
+        {"routes: [{name: a, description: d, model: m}]\n"
+         "archrouter: {server: {address: 10.1.2.3}}\n",
+         true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ar_config *cfg = load_ok(cases[i].yaml);
+        assert_int_equal(ar_config_server_open_to_network(cfg), cases[i].open);
+        ar_config_free(cfg);
+    }
+}
+
 static void test_example_archgw(void **state) {
     (void)state;
     ar_err e = {{0}};
@@ -650,6 +678,7 @@ static void test_resolve_key(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_archgw),
+        cmocka_unit_test(test_open_to_network),
         cmocka_unit_test(test_example_native),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_all_settings),
