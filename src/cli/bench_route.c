@@ -20,22 +20,6 @@
 
 #include "bench_route.h"
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static ar_router *make_router(ar_cli_model *m, const ar_cli_engine_opts *o, const ar_config *cfg,
                               const ar_route *routes, int32_t n, bool scores) {
     ar_router_params rp = ar_config_router_params(cfg);
@@ -49,13 +33,6 @@ static ar_router *make_router(ar_cli_model *m, const ar_cli_engine_opts *o, cons
         return NULL;
     }
     return r;
-}
-
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
 }
 
 /* Generic decoding of the same prompt: the head [0, cached) in place, then the rest and 8
@@ -77,13 +54,13 @@ static int full_decode(ar_cli_model *m, ar_router *r, const ar_message *conv, in
         (cached > 0 && ar_seq_eval(s, ids, cached, AR_LOGITS_NONE, NULL) != AR_OK)) {
         rc = ar_cli_fail("cannot run the prompt: %s", s ? ar_seq_errmsg(s) : "out of memory");
     } else {
-        double t0 = now_ms();
+        double t0 = ar_cli_now_ms();
         ar_status st = ar_seq_eval(s, ids + cached, n - cached, AR_LOGITS_LAST, logits);
         for (int i = 0; i < 8 && st == AR_OK; i++) {
-            int32_t next = argmax(logits, nv);
+            int32_t next = ar_cli_argmax(logits, nv);
             st = ar_seq_eval(s, &next, 1, AR_LOGITS_LAST, logits);
         }
-        *ms = now_ms() - t0;
+        *ms = ar_cli_now_ms() - t0;
         if (st != AR_OK) rc = ar_cli_fail("%s", ar_seq_errmsg(s));
     }
     ar_seq_free(s);
@@ -150,10 +127,10 @@ int ar_cli_bench_route(ar_cli_model *m, const ar_cli_engine_opts *o, const char 
         }
     }
     if (rc == AR_EXIT_OK) {
-        out->cold_ms = median(t, runs);
-        out->warm_ms = median(t + runs, runs);
-        out->scores_ms = median(t + 2 * runs, runs);
-        out->full_ms = median(t + 3 * runs, runs);
+        out->cold_ms = ar_cli_median(t, runs);
+        out->warm_ms = ar_cli_median(t + runs, runs);
+        out->scores_ms = ar_cli_median(t + 2 * runs, runs);
+        out->full_ms = ar_cli_median(t + 3 * runs, runs);
         out->n_routes = n_routes;
     }
     free(t);

@@ -36,6 +36,15 @@ int ar_cli_finish_output(int code);
 /* True when arg is "-h" or "--help". */
 bool ar_cli_is_help(const char *arg);
 
+/* Milliseconds on the monotonic clock. */
+double ar_cli_now_ms(void);
+
+/* The median of v[0..n) (n >= 1; sorts v in place). */
+double ar_cli_median(double *v, int n);
+
+/* The index of the largest of x[0..n) (the first one on ties). */
+int ar_cli_argmax(const float *x, int n);
+
 /* Read a whole stream into a malloc'd, NUL-terminated buffer; NULL on error. */
 char *ar_cli_read_stream(FILE *f, size_t *len);
 

@@ -67,22 +67,6 @@ typedef struct corpus {
     size_t bytes;
 } corpus;
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static double peak_rss_mb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -152,7 +136,7 @@ typedef struct tok_result {
 static double encode_pass(const ar_tokenizer *tok, const corpus *c, uint32_t flags, int32_t *ids,
                           size_t cap, size_t *tokens) {
     *tokens = 0;
-    double t0 = now_ms();
+    double t0 = ar_cli_now_ms();
     for (size_t i = 0; i < c->n; i++) {
         size_t n;
         ar_status st = ar_tokenize(tok, c->text[i], c->len[i], flags | AR_TOKENIZE_REPLACE_INVALID,
@@ -160,7 +144,7 @@ static double encode_pass(const ar_tokenizer *tok, const corpus *c, uint32_t fla
         if (st != AR_OK) return -1;
         *tokens += n;
     }
-    return (now_ms() - t0) / 1e3;
+    return (ar_cli_now_ms() - t0) / 1e3;
 }
 
 static int bench_tokenizer(const char *model, const corpus *c, int runs, uint32_t flags,
@@ -181,13 +165,13 @@ static int bench_tokenizer(const char *model, const corpus *c, int runs, uint32_
         ar_tokenizer_params p = ar_tokenizer_default_params();
         p.cache_bytes = 0;
         ar_tokenizer_free(cold);
-        double t0 = now_ms();
+        double t0 = ar_cli_now_ms();
         ar_status st = ar_tokenizer_open(model, &p, &cold);
-        t[i] = now_ms() - t0;
+        t[i] = ar_cli_now_ms() - t0;
         if (st != AR_OK) rc = ar_cli_fail("%s (%s)", ar_tokenizer_errmsg(cold), ar_strerror(st));
     }
     if (rc == AR_EXIT_OK) {
-        r->load_ms = median(t, runs);
+        r->load_ms = ar_cli_median(t, runs);
         r->n_tokens = ar_tokenizer_n_tokens(cold);
         if (ar_tokenizer_open(model, NULL, &warm) != AR_OK) rc = ar_cli_fail("reopening failed");
     }
@@ -199,7 +183,7 @@ static int bench_tokenizer(const char *model, const corpus *c, int runs, uint32_
             if (t[i] < 0) rc = ar_cli_fail("tokenizing the corpus failed");
         }
         if (rc != AR_EXIT_OK) break;
-        double s = median(t, runs);
+        double s = ar_cli_median(t, runs);
         *(pass == 0 ? &r->cold_mbs : &r->warm_mbs) = (double)c->bytes / s / 1e6;
         *(pass == 0 ? &r->cold_tps : &r->warm_tps) = (double)r->tokens / s;
     }
@@ -286,13 +270,13 @@ static int bench_model(ar_cli_model *m, const ar_cli_engine_opts *o, int runs, i
     for (int s = 0; rc == AR_EXIT_OK && s < N_SIZES; s++) {
         for (int i = 0; i < runs && rc == AR_EXIT_OK; i++) {
             ar_seq_truncate(seq, 0);
-            double t0 = now_ms();
+            double t0 = ar_cli_now_ms();
             if (ar_seq_eval(seq, ids, prefill_sizes[s], AR_LOGITS_LAST, logits) != AR_OK)
                 rc = ar_cli_fail("%s", ar_seq_errmsg(seq));
-            t[i] = now_ms() - t0;
+            t[i] = ar_cli_now_ms() - t0;
             if (s == 0 && i == 0) r->hash = hash_floats(logits, (size_t)nv);
         }
-        if (rc == AR_EXIT_OK) r->prefill_ms[s] = median(t, runs);
+        if (rc == AR_EXIT_OK) r->prefill_ms[s] = ar_cli_median(t, runs);
     }
     for (int i = 0; i < runs && rc == AR_EXIT_OK && n_decode > 0; i++) {
         ar_seq_truncate(seq, 0);
@@ -300,13 +284,13 @@ static int bench_model(ar_cli_model *m, const ar_cli_engine_opts *o, int runs, i
             rc = ar_cli_fail("%s", ar_seq_errmsg(seq));
             break;
         }
-        double t0 = now_ms();
+        double t0 = ar_cli_now_ms();
         for (int j = 0; j < n_decode && rc == AR_EXIT_OK; j++)
             if (ar_seq_eval(seq, ids + DECODE_PROMPT + j, 1, AR_LOGITS_LAST, logits) != AR_OK)
                 rc = ar_cli_fail("%s", ar_seq_errmsg(seq));
-        t[i] = (now_ms() - t0) / n_decode;
+        t[i] = (ar_cli_now_ms() - t0) / n_decode;
     }
-    if (rc == AR_EXIT_OK && n_decode > 0) r->decode_ms = median(t, runs);
+    if (rc == AR_EXIT_OK && n_decode > 0) r->decode_ms = ar_cli_median(t, runs);
     ar_seq_free(seq);
     free(ids);
     free(logits);

@@ -74,12 +74,6 @@ typedef struct eval_opts {
     bool sample, skip_invalid, json, progress;
 } eval_opts;
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* ---- running ------------------------------------------------------------------------------- */
 
 typedef struct runner {
@@ -98,7 +92,7 @@ typedef struct runner {
 } runner;
 
 static void draw_progress(runner *r, bool final) {
-    double t = now_ms();
+    double t = ar_cli_now_ms();
     if (!final && t - r->last_draw < 100) return;
     r->last_draw = t;
     double el = (t - r->t0) / 1000, rate = el > 0 ? (double)r->done / el : 0;
@@ -147,9 +141,9 @@ static void run_conv(runner *rn, ar_router *router, int32_t ci) {
             continue;
         }
         ar_route_result res;
-        double t0 = now_ms();
+        double t0 = ar_cli_now_ms();
         ar_status rs = ar_router_route(router, c->msgs, c->labels[k].message_index + 1, &res);
-        t[k].latency_ms = rs == AR_OK ? res.total_ms : now_ms() - t0;
+        t[k].latency_ms = rs == AR_OK ? res.total_ms : ar_cli_now_ms() - t0;
         if (rs != AR_OK) {
             fail_turn(&t[k], ar_router_errmsg(router));
         } else if (res.invalid_answer || !own_name(c, res.answer)) {
@@ -187,7 +181,7 @@ static void *worker(void *arg) {
 
 /* Run every turn; returns false (after a message) when the router could not be made. */
 static bool run_all(runner *rn, int threads) {
-    rn->t0 = now_ms();
+    rn->t0 = ar_cli_now_ms();
     if (threads <= 1) {
         worker(rn);
     } else {
@@ -431,7 +425,7 @@ int ar_cmd_eval(int argc, char **argv) {
     if (!o.json)
         fprintf(stderr, "archrouter: %d conversations, %lld labelled turns from %d file%s\n",
                 (int)d.n_convs, (long long)rn.total, (int)d.n_sources, d.n_sources == 1 ? "" : "s");
-    double t0 = now_ms();
+    double t0 = ar_cli_now_ms();
     if (!run_all(&rn, threads)) {
         rc = AR_EXIT_FAIL;
         goto done;
@@ -439,7 +433,7 @@ int ar_cmd_eval(int argc, char **argv) {
     ev_run_info ri = {.mode = o.remote ? "remote" : "local",
                       .model = path,
                       .base_url = o.remote,
-                      .wall_s = (now_ms() - t0) / 1000};
+                      .wall_s = (ar_cli_now_ms() - t0) / 1000};
     met = ev_metrics_compute(rn.turns, (size_t)rn.total, d.n_sources);
     if (!met) {
         rc = ar_cli_fail("out of memory");

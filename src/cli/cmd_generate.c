@@ -29,13 +29,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 /* Length of the longest prefix of s that ends on a UTF-8 character boundary. */
 static size_t complete_utf8(const char *s, size_t n) {
     size_t i = n;
@@ -88,7 +81,7 @@ static int run(ar_cli_model *m, const ar_cli_engine_opts *o, const char *prompt,
     size_t held = 0;
     int produced = 0;
     for (; produced < max_tokens; produced++) {
-        int32_t next = argmax(logits, nv);
+        int32_t next = ar_cli_argmax(logits, nv);
         if (is_stop(m->tok, next)) break;
         size_t plen;
         const char *piece = ar_token_bytes(m->tok, next, &plen);

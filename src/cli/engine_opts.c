@@ -78,16 +78,10 @@ int ar_cli_engine_option(const char *cmd, int argc, char **argv, int *i, ar_cli_
     return 1;
 }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 int ar_cli_open_model(const char *path, const ar_cli_engine_opts *o, bool tokenizer,
                       ar_cli_model *out) {
     memset(out, 0, sizeof *out);
-    double t0 = now_ms();
+    double t0 = ar_cli_now_ms();
     ar_status st = ar_model_open(path, NULL, &out->model);
     if (st != AR_OK) return ar_cli_fail("%s (%s)", ar_model_errmsg(out->model), ar_strerror(st));
     st = ar_engine_new(out->model, &o->ep, &out->engine);
@@ -98,7 +92,7 @@ int ar_cli_open_model(const char *path, const ar_cli_engine_opts *o, bool tokeni
             return ar_cli_fail("the model's tokenizer: %s (%s)", ar_tokenizer_errmsg(out->tok),
                                ar_strerror(st));
     }
-    out->load_ms = now_ms() - t0;
+    out->load_ms = ar_cli_now_ms() - t0;
     return AR_EXIT_OK;
 }
 

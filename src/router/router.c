@@ -91,6 +91,19 @@ ar_router_params ar_router_default_params(void) {
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
+/* The settings both kinds of router share, checked. */
+static ar_status check_params(ar_router *r) {
+    if (r->p.layout != AR_LAYOUT_CARD && r->p.layout != AR_LAYOUT_ARCHGW)
+        return ar_errf(&r->err, AR_ERR_INVALID_ARG, "unknown prompt layout %d", r->p.layout);
+    if (r->p.max_conversation_tokens < 16)
+        return ar_errf(&r->err, AR_ERR_INVALID_ARG,
+                       "max_conversation_tokens %d is too small (at least 16)",
+                       (int)r->p.max_conversation_tokens);
+    if (!(r->p.min_confidence >= 0.0f && r->p.min_confidence <= 1.0f))
+        return ar_errf(&r->err, AR_ERR_INVALID_ARG, "min_confidence must be within 0..1");
+    return AR_OK;
+}
+
 ar_status ar_router_new(ar_engine *engine, const ar_tokenizer *tok, const ar_router_params *params,
                         ar_router **out) {
     if (!out) return AR_ERR_INVALID_ARG;
@@ -102,14 +115,8 @@ ar_status ar_router_new(ar_engine *engine, const ar_tokenizer *tok, const ar_rou
     r->p.system_prompt = NULL; /* owned copy below */
     if (!engine || ar_engine_n_vocab(engine) == 0 || !tok)
         return ar_errf(&r->err, AR_ERR_INVALID_ARG, "no engine or no tokenizer");
-    if (r->p.layout != AR_LAYOUT_CARD && r->p.layout != AR_LAYOUT_ARCHGW)
-        return ar_errf(&r->err, AR_ERR_INVALID_ARG, "unknown prompt layout %d", r->p.layout);
-    if (r->p.max_conversation_tokens < 16)
-        return ar_errf(&r->err, AR_ERR_INVALID_ARG,
-                       "max_conversation_tokens %d is too small (at least 16)",
-                       (int)r->p.max_conversation_tokens);
-    if (!(r->p.min_confidence >= 0.0f && r->p.min_confidence <= 1.0f))
-        return ar_errf(&r->err, AR_ERR_INVALID_ARG, "min_confidence must be within 0..1");
+    ar_status bad = check_params(r);
+    if (bad != AR_OK) return bad;
     if (r->p.n_ctx <= 0) r->p.n_ctx = 4096;
     r->e = engine;
     r->tok = tok;
@@ -167,14 +174,8 @@ ar_status ar_router_new_remote(const ar_remote_params *params, ar_router **out) 
     r->p.max_conversation_tokens = rp.max_conversation_tokens;
     r->p.min_confidence = rp.min_confidence;
     r->p.prefix_cache_bytes = 0;
-    if (r->p.layout != AR_LAYOUT_CARD && r->p.layout != AR_LAYOUT_ARCHGW)
-        return ar_errf(&r->err, AR_ERR_INVALID_ARG, "unknown prompt layout %d", r->p.layout);
-    if (r->p.max_conversation_tokens < 16)
-        return ar_errf(&r->err, AR_ERR_INVALID_ARG,
-                       "max_conversation_tokens %d is too small (at least 16)",
-                       (int)r->p.max_conversation_tokens);
-    if (!(r->p.min_confidence >= 0.0f && r->p.min_confidence <= 1.0f))
-        return ar_errf(&r->err, AR_ERR_INVALID_ARG, "min_confidence must be within 0..1");
+    ar_status bad = check_params(r);
+    if (bad != AR_OK) return bad;
     r->tok = rp.tok;
     r->im_start = r->im_end = -1;
     if (!rp.system_prompt)
