@@ -74,6 +74,7 @@ struct ar_router {
     float *logits; /* n_vocab */
     float *tree_logits;
     int32_t *tree_tokens, *tree_parents, *tree_row; /* tree_row: per trie node, -1 if none */
+    double *tree_lse; /* per tree row: the log-sum-exp of its logits */
     int32_t tree_cap;
 };
 
@@ -219,6 +220,7 @@ void ar_router_free(ar_router *r) {
     free(r->tree_logits);
     free(r->tree_tokens);
     free(r->tree_parents);
+    free(r->tree_lse);
     free(r->tree_row);
     if (r->lock_ready) pthread_mutex_destroy(&r->lock);
     free(r);
@@ -386,7 +388,9 @@ static bool grow_tree(ar_router *r, int32_t n) {
     if (tt) r->tree_tokens = tt;
     int32_t *tp = realloc(r->tree_parents, (size_t)n * sizeof *tp);
     if (tp) r->tree_parents = tp;
-    if (!lg || !tt || !tp) return false;
+    double *ls = realloc(r->tree_lse, (size_t)n * sizeof *ls);
+    if (ls) r->tree_lse = ls;
+    if (!lg || !tt || !tp || !ls) return false;
     r->tree_cap = n;
     return true;
 }
@@ -432,13 +436,16 @@ static ar_status score_answers(ar_router *r, double *lp) {
             if (st != AR_OK)
                 return ar_errf(&r->err, st, "scoring failed: %s", ar_seq_errmsg(r->work));
         }
+        /* Once per row: rows near the root are shared by every answer. */
+        for (int32_t i = 0; i < n; i++)
+            r->tree_lse[i] = log_sum_exp(r->tree_logits + (size_t)i * r->n_vocab, r->n_vocab);
         for (int32_t a = a0; a < a1; a++) {
             double sum = 0;
             for (int32_t v = t->leaf_of[a]; v > 0; v = nd[v].parent) {
                 int32_t p = nd[v].parent;
                 const float *row =
                     p > 0 ? r->tree_logits + (size_t)r->tree_row[p] * r->n_vocab : r->logits;
-                double lse = p > 0 ? log_sum_exp(row, r->n_vocab) : root_lse;
+                double lse = p > 0 ? r->tree_lse[r->tree_row[p]] : root_lse;
                 sum += (double)row[nd[v].token] - lse;
             }
             lp[a] = sum;
