@@ -92,16 +92,6 @@ static int32_t dot_i16(const int8_t *q, const int16_t *a, int len) {
     return sum;
 }
 
-/* The 8 six-bit scales and mins of Q4_K/Q5_K (quant.h). */
-static void unpack_scales_k4(const uint8_t packed[12], int sc[8], int mn[8]) {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = packed[j] & 63;
-        mn[j] = packed[j + 4] & 63;
-        sc[j + 4] = (packed[j + 8] & 15) | (packed[j] >> 6) << 4;
-        mn[j + 4] = (packed[j + 8] >> 4) | (packed[j + 4] >> 6) << 4;
-    }
-}
-
 /* Q2_K: 16 sub-blocks of 16, q in 0..3, 4-bit scale (low nibble) and min (high nibble). */
 static float vec_dot16_q2_k(int64_t n, const void *vw, const void *vx) {
     const uint8_t *w = vw;
@@ -173,7 +163,7 @@ static float vec_dot16_q4_k(int64_t n, const void *vw, const void *vx) {
             }
         }
         int sc[8], mn[8];
-        unpack_scales_k4(b.scales, sc, mn);
+        ar_unpack_scales_k4(b.scales, sc, mn);
         int64_t isum = 0;
         int32_t msum = 0;
         for (int s = 0; s < 8; s++) {
@@ -204,7 +194,7 @@ static float vec_dot16_q5_k(int64_t n, const void *vw, const void *vx) {
             }
         }
         int sc[8], mn[8];
-        unpack_scales_k4(b.scales, sc, mn);
+        ar_unpack_scales_k4(b.scales, sc, mn);
         int64_t isum = 0;
         int32_t msum = 0;
         for (int s = 0; s < 8; s++) {

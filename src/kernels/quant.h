@@ -157,6 +157,16 @@ typedef struct block_q6_K {
 } block_q6_K;
 _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K size");
 
+/* The 8 six-bit scales and mins of Q4_K/Q5_K (block_q4_K.scales). */
+static inline void ar_unpack_scales_k4(const uint8_t packed[12], int sc[8], int mn[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = packed[j] & 63;
+        mn[j] = packed[j + 4] & 63;
+        sc[j + 4] = (packed[j + 8] & 15) | (packed[j] >> 6) << 4;
+        mn[j + 4] = (packed[j + 8] >> 4) | (packed[j + 4] >> 6) << 4;
+    }
+}
+
 /* Scalar reference row converters (dequant.c), the `to_float` of the traits table.
  * Each converts n elements (a multiple of the type's block size) starting at src, which
  * may have any alignment, to float32 at dst. They are bit-identical to ggml's
