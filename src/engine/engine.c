@@ -168,17 +168,22 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     /* Q16K rows are whole 640-byte blocks: 64-byte aligned rows keep their loads aligned. */
     s->xq_16 = aligned_alloc(64, (b * e->max_act_row + 63) & ~(size_t)63);
     s->xq_16a = aligned_alloc(64, (b * e->max_act_row + 63) & ~(size_t)63);
+    s->xq_8 = aligned_alloc(64, (b * e->max_act_row + 63) & ~(size_t)63);
+    for (int i = 0; i < 2; i++)
+        s->xq_8x[i] = aligned_alloc(64, (b * e->max_act_row + 63) & ~(size_t)63);
     /* per thread: AR_ROW_BLOCK weight rows as floats (or, on the k-quants' GEMM path,
      * packed: AR_ROW_BLOCK * max_k / 256 blocks of 640 bytes, 2.5 bytes an element, plus up
-     * to 63 bytes to align them: 12 * max_k bytes to spare), attention scores, one
-     * converted head row */
+     * to 63 bytes to align them: 12 * max_k bytes to spare), attention scores (a row per
+     * query head of a key/value group), one converted head row, the group's cache slots */
+    size_t group = (size_t)(hp->n_heads / hp->n_kv_heads);
     s->scratch_stride =
-        (AR_ROW_BLOCK * e->max_k + (size_t)s->p.n_ctx + (size_t)hp->head_dim + 15) & ~(size_t)15;
+        (AR_ROW_BLOCK * e->max_k + (group + 1) * (size_t)s->p.n_ctx + (size_t)hp->head_dim + 15) &
+        ~(size_t)15;
     s->scratch = malloc((size_t)e->params.n_threads * s->scratch_stride * sizeof(float));
     /* tree evaluation: depths, then each thread's ancestor chain */
     s->tree_depth = malloc((size_t)(e->params.n_threads + 1) * b * sizeof(int32_t));
-    if (!s->kv || !act || !s->xq_a || !s->xq_k || !s->xq_16 || !s->xq_16a || !s->scratch ||
-        !s->tree_depth) {
+    if (!s->kv || !act || !s->xq_a || !s->xq_k || !s->xq_16 || !s->xq_16a || !s->xq_8 ||
+        !s->xq_8x[0] || !s->xq_8x[1] || !s->scratch || !s->tree_depth) {
         free(act);
         return ar_errf(&s->err, AR_ERR_NOMEM,
                        "out of memory for a sequence of %d positions (KV cache %.1f MiB)",
@@ -233,6 +238,9 @@ void ar_seq_free(ar_seq *s) {
     free(s->xq_k);
     free(s->xq_16);
     free(s->xq_16a);
+    free(s->xq_8);
+    free(s->xq_8x[0]);
+    free(s->xq_8x[1]);
     free(s->scratch);
     free(s->tree_depth);
     free(s);

@@ -64,6 +64,9 @@ struct ar_seq {
      * bytes: per token its row, then in the accurate precision its rounding error's), and
      * Q16K and Q16A (n_batch rows each, 64-byte aligned). */
     uint8_t *xq_a, *xq_k, *xq_16, *xq_16a;
+    /* the fast precision's lane form: ar_block_a8 rows, and their GEMM layouts (ar_block_x8)
+     * for 32- and 16-element lanes */
+    uint8_t *xq_8, *xq_8x[2];
     float *scratch; /* per-thread scratch, scratch_stride floats each */
     size_t scratch_stride;
 

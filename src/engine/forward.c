@@ -124,8 +124,11 @@ static const float *kv_row(const ar_seq *s, const uint8_t *base, int pos, int g,
     return tmp;
 }
 
-/* Work items are (query token, head) pairs, dealt out round-robin: later tokens attend to
- * more positions, so interleaving balances the threads. */
+/* Work items are (query token, head) pairs, or (query token, key/value head) pairs when the
+ * tier has the grouped kernels and the cache is F32 (the query heads that share a key/value
+ * head then go together: each cache row is loaded once for all of them), dealt out
+ * round-robin: later tokens attend to more positions, so interleaving balances the threads.
+ * A token's result is the same whichever way its neighbours were batched. */
 static void attention_items(int ith, int nth, void *ctx) {
     const step *st = ctx;
     ar_seq *s = st->s;
@@ -133,12 +136,16 @@ static void attention_items(int ith, int nth, void *ctx) {
     const ar_qwen2_hparams *hp = e->hp;
     int hd = hp->head_dim, group = hp->n_heads / hp->n_kv_heads;
     float scale = 1.0f / sqrtf((float)hd);
+    size_t n_ctx = (size_t)s->p.n_ctx;
     float *scores = s->scratch + (size_t)ith * s->scratch_stride + AR_ROW_BLOCK * e->max_k;
-    float *tmp = scores + s->p.n_ctx;
+    float *tmp = scores + (size_t)group * n_ctx;
+    int32_t *slots = (int32_t *)(void *)(tmp + hd);
     const uint8_t *kc = ar_kv_rows(s, st->layer, 0), *vc = ar_kv_rows(s, st->layer, 1);
     int32_t *chain = s->tree_parent ? s->tree_chain + (size_t)ith * (size_t)s->p.n_batch : NULL;
-    for (int item = ith; item < st->n * hp->n_heads; item += nth) {
-        int t = item / hp->n_heads, h = item % hp->n_heads, g = h / group;
+    bool grouped = e->k.attn_scores && e->k.attn_values && s->p.kv_type == AR_KV_F32;
+    int per_token = grouped ? hp->n_kv_heads : hp->n_heads;
+    for (int item = ith; item < st->n * per_token; item += nth) {
+        int t = item / per_token, u = item % per_token;
         /* Visible positions: causal, 0..n_past + t; in a tree, the sequence 0..n_past - 1
          * and then the token's ancestors root first (slots n_past + a), itself last - the
          * same positions in the same order as the path evaluated on its own. */
@@ -149,6 +156,22 @@ static void attention_items(int ith, int nth, void *ctx) {
             n_vis = s->n_past + s->tree_depth[t] + 1;
         }
 #define SLOT(j) (chain && (j) >= s->n_past ? chain[(j)-s->n_past] : (j))
+        if (grouped) {
+            const float *kg = (const float *)(const void *)kc + (size_t)u * (size_t)hd;
+            const float *vg = (const float *)(const void *)vc + (size_t)u * (size_t)hd;
+            for (int j = 0; j < n_vis; j++) slots[j] = SLOT(j);
+            for (int h0 = 0; h0 < group; h0 += AR_ATTN_MAX_Q) {
+                int nq = group - h0 < AR_ATTN_MAX_Q ? group - h0 : AR_ATTN_MAX_Q;
+                size_t head = (size_t)t * hp->n_heads + (size_t)u * group + (size_t)h0;
+                e->k.attn_scores(hd, nq, s->q + head * (size_t)hd, (size_t)hd, kg, s->kv_dim, slots,
+                                 n_vis, scale, scores, n_ctx);
+                for (int i = 0; i < nq; i++) e->k.softmax_f32(n_vis, scores + (size_t)i * n_ctx);
+                e->k.attn_values(hd, nq, scores, n_ctx, vg, s->kv_dim, slots, n_vis,
+                                 s->att + head * (size_t)hd, (size_t)hd);
+            }
+            continue;
+        }
+        int h = u, g = h / group;
         const float *q = s->q + ((size_t)t * hp->n_heads + (size_t)h) * (size_t)hd;
         for (int j = 0; j < n_vis; j++)
             scores[j] = e->k.dot_f32(hd, q, kv_row(s, kc, SLOT(j), g, tmp)) * scale;

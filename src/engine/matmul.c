@@ -6,11 +6,13 @@
  * the input is quantized once and their output rows are split over the threads together.
  *
  * (1) Quantize. When a weight type multiplies with quantized activations (every precision
- *     but float32), the activation rows are quantized once per format (Q8A / Q8K / Q16K),
- *     split over threads by token. In the accurate precision the k-quants take 15-bit
+ *     but float32), the activation rows are quantized once per format (Q8A / Q8K / Q16K /
+ *     A8), split over threads by token. In the accurate precision the k-quants take 15-bit
  *     activations (Q16K) where the tier has those kernels; the other types take 8-bit
  *     blocks and, right after each token's row, its rounding error quantized again: about
- *     16-bit activations from the same integer kernels.
+ *     16-bit activations from the same integer kernels. In the fast precision Q4_K, Q6_K
+ *     and Q8_0 take the lane form's A8 blocks (kernels.h), and for a GEMM also their GEMM
+ *     layout (pack8x) right away.
  * (2) Multiply. The output rows of all matrices are split evenly over the threads; each
  *     thread walks the tokens in tiles (a tile of activations stays in cache) and, for each
  *     block of AR_ROW_BLOCK weight rows, takes the products with the tile's tokens, several
@@ -19,20 +21,18 @@
  *     thread's scratch, once per tile. F16 and BF16 weights with float activations go by
  *     register tiles instead (vec_dot_f_mn: AR_MN_W weight rows x AR_MN_R tokens per call,
  *     converted in registers), in blocks of TILE_ROW_BLOCK rows; decode too (one token).
- *     The k-quants' 15-bit path (Q16K) with more than AR_MAX_NR tokens in the tile unpacks
- *     the block's rows once per tile instead (pack16, into the same scratch) and multiplies
- *     them with all the tile's tokens (gemm16, where the tier has it), with results
- *     bit-identical to the per-group kernels.
+ *     The k-quants' 15-bit path (Q16K) and the lane form (A8) with more than AR_MAX_NR
+ *     tokens unpack the block's rows once instead (pack16 / pack8, into the same scratch)
+ *     and multiply them with all the tokens (gemm16 / gemm8, where the tier has them; the
+ *     kernels block for the caches, so then the tile is all the tokens), with results
+ *     bit-identical to the per-row kernels.
  */
 #include "engine/engine.h"
 
-#define TOKEN_TILE      32
-/* Tokens per tile when every output takes the GEMM path: its rows are packed once per tile,
- * so longer tiles pack less often (the tile's activations then sit in L2/L3). */
-#define GEMM_TOKEN_TILE 128
+#define TOKEN_TILE     32
 /* Weight rows per block in the tiled path: two tiles of AR_MN_W rows. */
-#define TILE_ROW_BLOCK  (2 * AR_MN_W)
-#define MAX_OUTS        4
+#define TILE_ROW_BLOCK (2 * AR_MN_W)
+#define MAX_OUTS       4
 
 typedef struct mm_job {
     const ar_engine *e;
@@ -44,10 +44,15 @@ typedef struct mm_job {
     ar_act act_of[MAX_OUTS]; /* the activation format each output multiplies with */
     int64_t total_rows;
     bool paired; /* Q8A/Q8K: each token's row is followed by its rounding error's */
-    int tile;    /* tokens per tile: TOKEN_TILE, or GEMM_TOKEN_TILE when all take the GEMM */
+    int tile;    /* tokens per tile: TOKEN_TILE, or all when every output takes a GEMM (its
+                    rows are then packed once; the GEMM kernels block for the caches) */
     /* Quantized activations per format (index ar_act), NULL when no matrix needs it. */
-    uint8_t *xq[5];
-    size_t xq_row[5];
+    uint8_t *xq[6];
+    size_t xq_row[6];
+    /* The lane form's GEMM layout (ar_block_x8 rows), when a tile of
+     * more than AR_MAX_NR tokens takes gemm8; NULL when no output needs it. */
+    uint8_t *x8[2]; /* [0]: 32-element lanes, [1]: 16-element ones */
+    size_t x8_row[2];
     float *scratch;
     size_t scratch_stride;
 } mm_job;
@@ -75,18 +80,23 @@ static void quantize_rows(int ith, int nth, void *ctx) {
     const mm_job *j = ctx;
     const ar_kernels *k = &j->e->k;
     float *r = j->scratch + (size_t)ith * j->scratch_stride;
-    for (int act = AR_ACT_Q8A; act <= AR_ACT_Q16A; act++) {
+    for (int act = AR_ACT_Q8A; act <= AR_ACT_A8; act++) {
         if (!j->xq[act]) continue;
         ar_quantize_fn quantize = act == AR_ACT_Q8A    ? k->quantize_q8a
                                   : act == AR_ACT_Q8K  ? k->quantize_q8k
                                   : act == AR_ACT_Q16K ? k->quantize_q16k
-                                                       : k->quantize_q16a;
+                                  : act == AR_ACT_Q16A ? k->quantize_q16a
+                                                       : k->quantize_a8;
         bool paired = j->paired && (act == AR_ACT_Q8A || act == AR_ACT_Q8K);
         int per_token = paired ? 2 : 1;
         for (int t = ith; t < j->n_tok; t += nth) {
             const float *x = j->x + (size_t)t * j->ldx;
             uint8_t *q = j->xq[act] + (size_t)t * per_token * j->xq_row[act];
             quantize(x, q, j->K);
+            for (int l = 0; act == AR_ACT_A8 && l < 2; l++)
+                if (j->x8[l])
+                    k->pack8x(j->K, (const ar_block_a8 *)(const void *)q, l ? 16 : 32,
+                              (ar_block_x8 *)(void *)(j->x8[l] + (size_t)t * j->x8_row[l]));
             if (!paired) continue;
             rounding_error(x, q, j->K, (ar_act)act, r);
             quantize(r, q + j->xq_row[act], j->K);
@@ -99,12 +109,16 @@ static void quantize_rows(int ith, int nth, void *ctx) {
 static void dot_rows(const ar_kernels *k, ar_act act, uint32_t type, int64_t K, const void *wrow,
                      const uint8_t *x, size_t stride, int nr, float *ys) {
     bool wide = act == AR_ACT_Q16K || act == AR_ACT_Q16A;
-    ar_vec_dot_n_fn many = wide ? k->vec_dot16_n[type] : k->vec_dot_n[type];
+    ar_vec_dot_n_fn many = act == AR_ACT_A8 ? NULL
+                           : wide           ? k->vec_dot16_n[type]
+                                            : k->vec_dot_n[type];
     if (many) {
         many(K, wrow, x, stride, nr, ys);
         return;
     }
-    ar_vec_dot_fn one = wide ? k->vec_dot16[type] : k->vec_dot[type];
+    ar_vec_dot_fn one = act == AR_ACT_A8 ? k->vec_dot8[type]
+                        : wide           ? k->vec_dot16[type]
+                                         : k->vec_dot[type];
     for (int r = 0; r < nr; r++) ys[r] = one(K, wrow, x + (size_t)r * stride);
 }
 
@@ -122,10 +136,35 @@ static bool tiled(const mm_job *j, int o) {
     return j->act_of[o] == AR_ACT_F32 && j->e->k.vec_dot_f_mn[j->outs[o].w->type];
 }
 
+/* A product as stored: plus the row's bias when the output has one. Every path stores
+ * through this (the GEMM paths afterwards, add_bias), so results do not depend on the path.
+ * Without a bias nothing is added: no pass over the output. */
+static inline float biased(const ar_mm_out *o, int64_t r, float v) {
+    return o->bias ? v + o->bias[r] : v;
+}
+
+static void add_bias(const ar_mm_out *o, int64_t r0, int64_t r1, int t0, int t1) {
+    if (!o->bias) return;
+    for (int t = t0; t < t1; t++)
+        for (int64_t r = r0; r < r1; r++)
+            o->y[(size_t)t * o->ldy + r] = biased(o, r, o->y[(size_t)t * o->ldy + r]);
+}
+
+/* The GEMM paths unpack a block of weight rows just before its long multiplication; the
+ * next block's bytes are fetched into the cache meanwhile (without this the unpacking waits
+ * on memory at every block: it streamed the weights at a fraction of the memory's speed). */
+static void prefetch_rows(const ar_tensor *w, size_t w_row, int64_t r0, int64_t r1) {
+    if (r1 > w->ne[1]) r1 = w->ne[1];
+    if (r0 >= r1) return;
+    const uint8_t *p = w->data + (size_t)r0 * w_row, *end = w->data + (size_t)r1 * w_row;
+    for (; p < end; p += 64) __builtin_prefetch(p, 0, 3);
+}
+
 /* The GEMM path of the k-quants' accurate precision (a tile of several tokens): the block's
  * weight rows are unpacked once into the thread's scratch (pack16; the float rows' area,
  * which engine.c sizes to hold them), then multiplied with every token of the tile
  * (gemm16). Each product is bit-identical to vec_dot16 on its row and token. */
+
 static void block_times_tokens_gemm16(const mm_job *j, const ar_mm_out *o, int64_t r0, int64_t r1,
                                       int t0, int t1, float *wf) {
     const ar_kernels *k = &j->e->k;
@@ -133,16 +172,33 @@ static void block_times_tokens_gemm16(const mm_job *j, const ar_mm_out *o, int64
     size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
     size_t nblk = (size_t)j->K / AR_QK16K, row_bytes = j->xq_row[AR_ACT_Q16K];
     ar_block_w16 *packed = (ar_block_w16 *)(((uintptr_t)wf + 63) & ~(uintptr_t)63);
-    float ys[GEMM_TOKEN_TILE * AR_ROW_BLOCK];
     for (int64_t r = r0; r < r1; r++)
         k->pack16[w->type](j->K, w->data + (size_t)r * w_row, packed + (size_t)(r - r0) * nblk);
+    prefetch_rows(w, w_row, r1, r1 + (r1 - r0));
     k->gemm16[w->type](j->K, packed, nblk, (int)(r1 - r0),
-                       j->xq[AR_ACT_Q16K] + (size_t)t0 * row_bytes, row_bytes, t1 - t0, ys,
-                       AR_ROW_BLOCK);
-    for (int t = t0; t < t1; t++)
-        for (int64_t r = r0; r < r1; r++)
-            o->y[(size_t)t * o->ldy + r] = ys[(size_t)(t - t0) * AR_ROW_BLOCK + (size_t)(r - r0)] +
-                                           (o->bias ? o->bias[r] : 0.0f);
+                       j->xq[AR_ACT_Q16K] + (size_t)t0 * row_bytes, row_bytes, t1 - t0,
+                       o->y + (size_t)t0 * o->ldy + r0, (size_t)o->ldy);
+    add_bias(o, r0, r1, t0, t1);
+}
+
+/* The lane form's GEMM (the fast precision, a tile of several tokens): the block's weight
+ * rows packed once into the thread's scratch (pack8), then multiplied with the tile's
+ * tokens in GEMM layout (gemm8), each product bit-identical to vec_dot8. */
+static void block_times_tokens_gemm8(const mm_job *j, const ar_mm_out *o, int64_t r0, int64_t r1,
+                                     int t0, int t1, float *wf) {
+    const ar_kernels *k = &j->e->k;
+    const ar_tensor *w = o->w;
+    size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
+    const int lane = k->lanes8[w->type], l = lane == 16;
+    size_t ngroups = (size_t)ar_lane_groups(j->K, lane);
+    ar_block_w8 *packed = (ar_block_w8 *)(((uintptr_t)wf + 63) & ~(uintptr_t)63);
+    for (int64_t r = r0; r < r1; r++)
+        k->pack8[w->type](j->K, w->data + (size_t)r * w_row, packed + (size_t)(r - r0) * ngroups);
+    prefetch_rows(w, w_row, r1, r1 + (r1 - r0));
+    const uint8_t *x = j->x8[l] + (size_t)t0 * j->x8_row[l];
+    k->gemm8(j->K, packed, ngroups, (int)(r1 - r0), (const ar_block_x8 *)(const void *)x, ngroups,
+             t1 - t0, lane, o->y + (size_t)t0 * o->ldy + r0, (size_t)o->ldy);
+    add_bias(o, r0, r1, t0, t1);
 }
 
 /* Products of weight rows [r0, r1) of output o (at most ROW_BLOCK) with tokens [t0, t1).
@@ -170,11 +226,9 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
                 int nw = r1 - r < max_w ? (int)(r1 - r) : max_w;
                 k->vec_dot_f_mn[w->type](j->K, w->data + (size_t)r * w_row, w_row, nw, xg,
                                          (size_t)j->ldx * sizeof(float), nr, tile);
-                for (int a = 0; a < nw; a++) {
-                    float b = o->bias ? o->bias[r + a] : 0.0f;
+                for (int a = 0; a < nw; a++)
                     for (int i = 0; i < nr; i++)
-                        o->y[(size_t)(t + i) * o->ldy + r + a] = tile[a * nr + i] + b;
-                }
+                        o->y[(size_t)(t + i) * o->ldy + r + a] = biased(o, r + a, tile[a * nr + i]);
             }
         }
         return;
@@ -191,14 +245,18 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
                                        ? (const float *)(w->data + (size_t)r * w_row)
                                        : wf + (size_t)(r - r0) * (size_t)j->K;
                 dot_rows_f32(k, j->K, row, j->x + (size_t)t * j->ldx, (size_t)j->ldx, nr, ys);
-                float b = o->bias ? o->bias[r] : 0.0f;
-                for (int i = 0; i < nr; i++) o->y[(size_t)(t + i) * o->ldy + r] = ys[i] + b;
+                for (int i = 0; i < nr; i++)
+                    o->y[(size_t)(t + i) * o->ldy + r] = biased(o, r, ys[i]);
             }
         }
         return;
     }
     if (act == AR_ACT_Q16K && t1 - t0 > AR_MAX_NR && k->gemm16[w->type]) { /* prefill */
         block_times_tokens_gemm16(j, o, r0, r1, t0, t1, wf);
+        return;
+    }
+    if (act == AR_ACT_A8 && j->x8[k->lanes8[w->type] == 16] && t1 - t0 > AR_MAX_NR) {
+        block_times_tokens_gemm8(j, o, r0, r1, t0, t1, wf);
         return;
     }
     bool paired = j->paired && (act == AR_ACT_Q8A || act == AR_ACT_Q8K);
@@ -210,10 +268,9 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
         for (int64_t r = r0; r < r1; r++) {
             dot_rows(k, act, w->type, j->K, w->data + (size_t)r * w_row, xg, row_bytes,
                      nt * per_token, ys);
-            float b = o->bias ? o->bias[r] : 0.0f;
             for (int i = 0; i < nt; i++)
                 o->y[(size_t)(t + i) * o->ldy + r] =
-                    (paired ? ys[2 * i] + ys[2 * i + 1] : ys[i]) + b;
+                    biased(o, r, paired ? ys[2 * i] + ys[2 * i + 1] : ys[i]);
         }
     }
 }
@@ -244,17 +301,22 @@ static size_t act_row_bytes(ar_act act, int64_t K) {
     case AR_ACT_Q8K: return (size_t)K / AR_QK8K * sizeof(ar_block_q8k);
     case AR_ACT_Q16K: return (size_t)K / AR_QK16K * sizeof(ar_block_q16k);
     case AR_ACT_Q16A: return ar_q16a_row_bytes(K);
+    case AR_ACT_A8: return (size_t)K / 256 * sizeof(ar_block_a8);
     case AR_ACT_F32: break;
     }
     return (size_t)K * sizeof(float);
 }
 
 /* The activations a weight type takes in the engine's precision: float32, 8-bit blocks
- * (Q8A/Q8K, in the accurate precision paired with their rounding error), or for the
- * k-quants in the accurate precision the 15-bit Q16K blocks when the tier has kernels. */
-static ar_act activation_format(const ar_engine *e, uint32_t type) {
+ * (Q8A/Q8K, in the accurate precision paired with their rounding error), for the k-quants
+ * in the accurate precision the 15-bit Q16K blocks when the tier has kernels, and in the
+ * fast precision the lane form's A8 blocks for the types and tiers that have it (rows of a
+ * multiple of 256). */
+static ar_act activation_format(const ar_engine *e, uint32_t type, int64_t K) {
     ar_act act = e->k.act[type];
     if (act == AR_ACT_F32 || e->params.precision == AR_PRECISION_FLOAT32) return AR_ACT_F32;
+    if (e->params.precision == AR_PRECISION_FAST && e->k.vec_dot8[type] && K % 256 == 0)
+        return AR_ACT_A8;
     if (e->params.precision == AR_PRECISION_ACCURATE && e->k.vec_dot16[type])
         return e->k.act16[type];
     return act;
@@ -278,18 +340,25 @@ void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar
     bool quantize = false, all_gemm = true;
     for (int o = 0; o < n_outs; o++) {
         j.total_rows += outs[o].w->ne[1];
-        ar_act act = activation_format(e, outs[o].w->type);
+        ar_act act = activation_format(e, outs[o].w->type, j.K);
         j.act_of[o] = act;
-        all_gemm = all_gemm && act == AR_ACT_Q16K && e->k.gemm16[outs[o].w->type];
+        bool gemm8 = act == AR_ACT_A8 && e->k.gemm8 && n_tok > AR_MAX_NR;
+        all_gemm = all_gemm && ((act == AR_ACT_Q16K && e->k.gemm16[outs[o].w->type]) || gemm8);
+        if (gemm8) {
+            int l = e->k.lanes8[outs[o].w->type] == 16;
+            j.x8[l] = s->xq_8x[l];
+            j.x8_row[l] = (size_t)ar_lane_groups(j.K, l ? 16 : 32) * sizeof(ar_block_x8);
+        }
         if (act == AR_ACT_F32) continue;
         j.xq[act] = act == AR_ACT_Q8A    ? s->xq_a
                     : act == AR_ACT_Q8K  ? s->xq_k
                     : act == AR_ACT_Q16K ? s->xq_16
-                                         : s->xq_16a;
+                    : act == AR_ACT_Q16A ? s->xq_16a
+                                         : s->xq_8;
         j.xq_row[act] = act_row_bytes(act, j.K);
         quantize = true;
     }
-    j.tile = all_gemm ? GEMM_TOKEN_TILE : TOKEN_TILE;
+    j.tile = all_gemm ? n_tok : TOKEN_TILE;
     if (quantize) ar_pool_run(e->pool, quantize_rows, &j);
     ar_pool_run(e->pool, multiply_rows, &j);
 }

@@ -69,6 +69,7 @@ ar_status ar_kernels_get(ar_cpu_tier tier, ar_kernels *k) {
     ar_kernels_fill_qk_scalar(k);
     ar_kernels_fill_q16_scalar(k);
     ar_kernels_fill_gemm16_scalar(k);
+    ar_kernels_fill_gemm8_scalar(k);
     ar_kernels_fill_q16a_scalar(k);
     ar_kernels_fill_half_scalar(k);
 #if defined(__x86_64__)
@@ -79,6 +80,13 @@ ar_status ar_kernels_get(ar_cpu_tier tier, ar_kernels *k) {
         ar_kernels_fill_q16_avx2(k);
         ar_kernels_fill_q16a_avx2(k);
         ar_kernels_fill_half_avx2(k);
+        if (tier == AR_CPU_AVX2) {
+            /* No lane form nor grouped attention: the tier's own 8-bit and float kernels
+             * beat the scalar references by far (the engine keeps them). */
+            for (int t = 0; t < AR_N_TYPES; t++) k->vec_dot8[t] = NULL, k->lanes8[t] = 0;
+            k->attn_scores = NULL;
+            k->attn_values = NULL;
+        }
     }
     if (tier >= AR_CPU_AVX512) {
         ar_kernels_fill_float_avx512(k);
@@ -86,6 +94,7 @@ ar_status ar_kernels_get(ar_cpu_tier tier, ar_kernels *k) {
         ar_kernels_fill_qk_avx512(k);
         ar_kernels_fill_q16_avx512(k);
         ar_kernels_fill_gemm16_avx512(k);
+        ar_kernels_fill_gemm8_avx512(k);
         ar_kernels_fill_q16a_avx512(k);
         ar_kernels_fill_half_avx512(k);
     }

@@ -18,6 +18,12 @@
  *    dot_f32_n (one weight row, up to AR_MAX_NR activation rows) is the same code with
  *    four accumulators per row and each weight vector loaded once for all rows, so each
  *    row gets the bits dot_f32 gives it alone. (The scalar tier has no dot_f32_n.)
+ *  - attn_scores: per key row, its hd floats loaded once (16 at a time) into one FMA
+ *    accumulator per query head, each reduced at the end; a different rounding order than
+ *    the reference's dot_f32 (within hd * 2^-24 * sum|q*k|). attn_values: per 16 output
+ *    dimensions, one accumulator per head in registers over all the positions, each value
+ *    vector loaded once for all heads; FMA per term in position order: the reference's
+ *    bits.
  *  - rmsnorm_f32: the sum of squares accumulates in double like the reference; only the
  *    order of the double additions differs, so results match to the last bit except in
  *    rare ties of the float rounding of the mean (relative difference <= 2e-7).
@@ -295,7 +301,45 @@ static void to_float_bf16(const void *src, float *dst, int64_t n) {
     }
 }
 
+static void attn_scores(int hd, int nq, const float *q, size_t q_stride, const float *k,
+                        size_t k_stride, const int32_t *slot, int n, float scale, float *s,
+                        size_t s_stride) {
+    for (int j = 0; j < n; j++) {
+        const float *kr = k + (size_t)slot[j] * k_stride;
+        __m512 acc[AR_ATTN_MAX_Q];
+        for (int h = 0; h < nq; h++) acc[h] = _mm512_setzero_ps();
+        for (int d = 0; d < hd; d += 16) {
+            const __mmask16 m = hd - d >= 16 ? (__mmask16)0xffff : tail16(hd - d);
+            const __m512 kv = _mm512_maskz_loadu_ps(m, kr + d);
+            for (int h = 0; h < nq; h++)
+                acc[h] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + (size_t)h * q_stride + d), kv,
+                                         acc[h]);
+        }
+        for (int h = 0; h < nq; h++)
+            s[(size_t)h * s_stride + (size_t)j] = _mm512_reduce_add_ps(acc[h]) * scale;
+    }
+}
+
+static void attn_values(int hd, int nq, const float *p, size_t p_stride, const float *v,
+                        size_t v_stride, const int32_t *slot, int n, float *out, size_t o_stride) {
+    for (int d = 0; d < hd; d += 16) {
+        const __mmask16 m = hd - d >= 16 ? (__mmask16)0xffff : tail16(hd - d);
+        __m512 acc[AR_ATTN_MAX_Q];
+        for (int h = 0; h < nq; h++) acc[h] = _mm512_setzero_ps();
+        for (int j = 0; j < n; j++) {
+            const __m512 vv = _mm512_maskz_loadu_ps(m, v + (size_t)slot[j] * v_stride + d);
+            for (int h = 0; h < nq; h++)
+                acc[h] = _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)h * p_stride + (size_t)j]), vv,
+                                         acc[h]);
+        }
+        for (int h = 0; h < nq; h++)
+            _mm512_mask_storeu_ps(out + (size_t)h * o_stride + d, m, acc[h]);
+    }
+}
+
 void ar_kernels_fill_float_avx512(ar_kernels *k) {
+    k->attn_scores = attn_scores;
+    k->attn_values = attn_values;
     k->dot_f32 = dot_f32;
     k->dot_f32_n = dot_f32_n;
     k->axpy_f32 = axpy_f32;

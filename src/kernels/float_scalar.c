@@ -18,6 +18,9 @@
  *    x[i] *= 1.0f / (float)sum (ggml's order). Entries of -inf become 0. When every entry is
  *    -inf (or n == 0) there is no distribution: the row becomes all 0 and 0 is returned.
  *    NaN or +inf entries give NaN rows.
+ *  - attn_scores: each score is dot_f32's (one accumulator, in order) times the scale.
+ *  - attn_values: per output element one float accumulator from 0, fmaf(p, v, acc) for the
+ *    positions in order (one rounding per term: the SIMD tiers' FMA gives the same bits).
  *  - f32_to_f16 / f16_to_f32: the integer-only conversions of fp16.h (round to nearest even;
  *    NaNs come out quiet with their payload's top bits, as F16C does).
  *
@@ -79,7 +82,30 @@ static void f16_to_f32(int64_t n, const uint16_t *x, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] = ar_fp16_to_fp32(x[i]);
 }
 
+static void attn_scores(int hd, int nq, const float *q, size_t q_stride, const float *k,
+                        size_t k_stride, const int32_t *slot, int n, float scale, float *s,
+                        size_t s_stride) {
+    for (int h = 0; h < nq; h++)
+        for (int j = 0; j < n; j++)
+            s[(size_t)h * s_stride + (size_t)j] =
+                dot_f32(hd, q + (size_t)h * q_stride, k + (size_t)slot[j] * k_stride) * scale;
+}
+
+static void attn_values(int hd, int nq, const float *p, size_t p_stride, const float *v,
+                        size_t v_stride, const int32_t *slot, int n, float *out, size_t o_stride) {
+    for (int h = 0; h < nq; h++)
+        for (int d = 0; d < hd; d++) {
+            float acc = 0.0f;
+            for (int j = 0; j < n; j++)
+                acc = fmaf(p[(size_t)h * p_stride + (size_t)j],
+                           v[(size_t)slot[j] * v_stride + (size_t)d], acc);
+            out[(size_t)h * o_stride + (size_t)d] = acc;
+        }
+}
+
 void ar_kernels_fill_float_scalar(ar_kernels *k) {
+    k->attn_scores = attn_scores;
+    k->attn_values = attn_values;
     k->dot_f32 = dot_f32;
     k->axpy_f32 = axpy_f32;
     k->rmsnorm_f32 = rmsnorm_f32;

@@ -99,13 +99,74 @@ typedef struct ar_block_w16 {
 } ar_block_w16;
 _Static_assert(sizeof(ar_block_w16) == 640, "ar_block_w16 size");
 
+/* ---- the fast precision's lane form (gemm8_*.c) --------------------------------------- *
+ *
+ * Q4_K, Q6_K and Q8_0 weights in the fast precision multiply with 8-bit activations in 16
+ * "lanes", each a sub-block with its own scale and minimum, w = scale * u - min with u an
+ * unsigned byte. Two shapes (ar_kernels.lanes8[type]):
+ *
+ *  - 32-element lanes (Q4_K's sub-blocks, Q8_0's blocks): a lane group is 512 elements, two
+ *    256-element blocks A and B; lane L < 8 holds sub-block sigma8(L) of A, lane L >= 8
+ *    sub-block sigma8(L - 8) of B, sigma8 = {0, 2, 4, 6, 1, 3, 5, 7}. When a row has an odd
+ *    number of blocks, the last group has no B: its lanes 8..15 are all zero (u, q, scale,
+ *    min, dx, xs) and go through the same steps.
+ *  - 16-element lanes (Q6_K): a lane group is one block; lane L holds sub-block
+ *    sigma16(L) = 4 (L % 4) + L / 4.
+ *
+ * (The orders an in-register reduction of natural-order products leaves the sums in.) Per
+ * group and lane, with isum the exact integer sum of u * q over the lane's elements:
+ *
+ *     acc[L] = fmaf((float)isum, scale * dx, acc[L]);   acc[L] = fmaf(-min, xs, acc[L])
+ *
+ * where dx is the activation scale of the lane's 32 elements and xs = dx * (sum of the
+ * lane's q); at the end the 16 lanes are added as L + L+8, then L + L+4, + L+2, + L+1.
+ * Every tier does exactly these float operations, so every tier's results are
+ * bit-identical, and the GEMM form (weights and activations repacked) equals the one-row
+ * form. */
+
+/* 256 activations in natural order: per 32 elements d = amax / 127 and qs = roundf(x / d)
+ * (the Q8A rules, special cases included); s32[j] = d[j] * (float)(sum of the qs of
+ * elements 32j .. 32j + 31), s16[j] = d[j / 2] * (float)(sum of the qs of 16j .. 16j + 15). */
+typedef struct ar_block_a8 {
+    int8_t qs[256];
+    float d[8];
+    float s32[8];
+    float s16[16]; /* 384 bytes in all: consecutive blocks stay 64-byte aligned */
+} ar_block_a8;
+_Static_assert(sizeof(ar_block_a8) == 384, "ar_block_a8 size");
+
+/* The GEMM layouts (pack8 for weights, pack8x for activations) of one lane group: chunks of
+ * 64 bytes (8 for 32-element lanes, 4 for 16-element ones; the rest of the bytes zero),
+ * chunk c holding bytes 4c..4c+3 of every lane in lane order, so one vpdpbusd per chunk adds
+ * into each int32 lane only its own elements. A row is n / 512 groups rounded up (32-element
+ * lanes) or n / 256 (16-element ones). */
+typedef struct ar_block_w8 {
+    uint8_t u[512];
+    float scale[16]; /* per lane */
+    float min[16];
+} ar_block_w8;
+_Static_assert(sizeof(ar_block_w8) == 640, "ar_block_w8 size");
+
+typedef struct ar_block_x8 {
+    int8_t qs[512];
+    float dx[16]; /* per lane: the activation scale of the lane's elements */
+    float xs[16]; /* per lane: dx * the sum of the lane's qs */
+} ar_block_x8;
+_Static_assert(sizeof(ar_block_x8) == 640, "ar_block_x8 size");
+
+/* Lane groups in a row of n elements for lanes of `lane` elements (32 or 16). */
+static inline int64_t ar_lane_groups(int64_t n, int lane) {
+    return lane == 32 ? (n + 511) / 512 : n / 256;
+}
+
 /* The activation format a weight type multiplies with. */
 typedef enum ar_act {
     AR_ACT_F32 = 0,  /* float32 rows (F32/F16/BF16 weights, or the float path) */
     AR_ACT_Q8A = 1,  /* ar_block_q8a blocks */
     AR_ACT_Q8K = 2,  /* ar_block_q8k blocks */
     AR_ACT_Q16K = 3, /* ar_block_q16k blocks (accurate path of the k-quants) */
-    AR_ACT_Q16A = 4  /* Q16A rows (accurate path of the 32-block types) */
+    AR_ACT_Q16A = 4, /* Q16A rows (accurate path of the 32-block types) */
+    AR_ACT_A8 = 5    /* ar_block_a8 blocks (fast path in lanes) */
 } ar_act;
 
 /* ---- function types ---------------------------------------------------------------------- */
@@ -113,6 +174,9 @@ typedef enum ar_act {
 /* sum_i w[i] * x[i] over n elements: w one weight row of the kernel's type, x the
  * activation row in that type's format (ar_act). n is a multiple of the type's block. */
 typedef float (*ar_vec_dot_fn)(int64_t n, const void *w, const void *x);
+
+/* The most query heads one attention kernel call takes. */
+#define AR_ATTN_MAX_Q 8
 
 /* The most activation rows a multi-row dot product takes at once. */
 #define AR_MAX_NR 4
@@ -147,6 +211,21 @@ typedef void (*ar_pack16_fn)(int64_t n, const void *w, ar_block_w16 *out);
  * to the same tier's vec_dot16 on that row and token, whatever nw and nx are. */
 typedef void (*ar_gemm16_fn)(int64_t n, const ar_block_w16 *w, size_t w_stride, int nw,
                              const void *x, size_t x_stride, int nx, float *y, size_t ldy);
+
+/* Lane form: one weight row of n elements (a multiple of 256) into ar_lane_groups blocks. */
+typedef void (*ar_pack8_fn)(int64_t n, const void *w, ar_block_w8 *out);
+
+/* Lane form: one activation row (ar_block_a8) into the GEMM layout of lanes of `lane`
+ * elements (32 or 16). */
+typedef void (*ar_pack8x_fn)(int64_t n, const ar_block_a8 *x, int lane, ar_block_x8 *out);
+
+/* Lane form, GEMM: y[t * ldy + r] = vec_dot8(n, weight row r, activation row t) for r < nw,
+ * t < nx; weight row r packed (pack8) at w + r * w_stride blocks, activation row t packed
+ * (pack8x) at x + t * x_stride blocks; lanes of `lane` elements. Bit-identical to vec_dot8
+ * in every case. */
+typedef void (*ar_gemm8_fn)(int64_t n, const ar_block_w8 *w, size_t w_stride, int nw,
+                            const ar_block_x8 *x, size_t x_stride, int nx, int lane, float *y,
+                            size_t ldy);
 
 /* Quantize n floats (a multiple of the block size) into activation blocks. */
 typedef void (*ar_quantize_fn)(const float *x, void *y, int64_t n);
@@ -198,6 +277,16 @@ typedef struct ar_kernels {
     ar_gemm16_fn gemm16[AR_N_TYPES];
     ar_quantize_fn quantize_q16a; /* n floats -> one Q16A row */
 
+    /* The fast precision in lanes (above): lanes8 is the lane size (32 or 16; 0: none);
+     * vec_dot8 takes a weight row as stored and an ar_block_a8 row (NULL: the type or the
+     * tier has no lane form); pack8 / pack8x / gemm8 are the GEMM form. */
+    int lanes8[AR_N_TYPES];
+    ar_vec_dot_fn vec_dot8[AR_N_TYPES];
+    ar_pack8_fn pack8[AR_N_TYPES];
+    ar_quantize_fn quantize_a8; /* n floats -> n / 256 ar_block_a8 */
+    ar_pack8x_fn pack8x;
+    ar_gemm8_fn gemm8;
+
     /* F16 and BF16 weights times float32 activations without converting the row first:
      * x is float32 rows (vec_dot_n stride in bytes). NULL: the engine converts the weight
      * row with to_float and uses dot_f32. */
@@ -224,6 +313,21 @@ typedef struct ar_kernels {
     /* x[i] = exp(x[i] - max) / sum (in place); returns the sum before normalizing. A row
      * that is all -inf (or empty) becomes zeros and returns 0; a NaN makes the row NaN. */
     float (*softmax_f32)(int64_t n, float *x);
+
+    /* Attention of up to AR_ATTN_MAX_Q query heads that share one key/value head (grouped-
+     * query attention), over n cache positions given as row numbers slot[j] (rows of
+     * k_stride / v_stride floats; hd floats used): the key and value rows are loaded once for
+     * all the heads. NULL where a tier has none (the engine then goes head by head with
+     * dot_f32 and axpy_f32).
+     *   attn_scores: s[h * s_stride + j] = dot(q_h, k_slot[j]) * scale, q_h = q + h * q_stride
+     *   attn_values: out[h * o_stride + d] = sum over j in order of p[h * p_stride + j] *
+     *                v_slot[j][d], one fused multiply-add per term (fmaf) from 0: the same
+     *                bits in every tier. */
+    void (*attn_scores)(int hd, int nq, const float *q, size_t q_stride, const float *k,
+                        size_t k_stride, const int32_t *slot, int n, float scale, float *s,
+                        size_t s_stride);
+    void (*attn_values)(int hd, int nq, const float *p, size_t p_stride, const float *v,
+                        size_t v_stride, const int32_t *slot, int n, float *out, size_t o_stride);
 
     /* float16 storage (the F16 KV cache): conversions of n values. */
     void (*f32_to_f16)(int64_t n, const float *x, uint16_t *y);
@@ -253,6 +357,8 @@ void ar_kernels_fill_gemm16_avx512(ar_kernels *k);
 void ar_kernels_fill_q16a_scalar(ar_kernels *k);
 void ar_kernels_fill_q16a_avx2(ar_kernels *k);
 void ar_kernels_fill_q16a_avx512(ar_kernels *k);
+void ar_kernels_fill_gemm8_scalar(ar_kernels *k);
+void ar_kernels_fill_gemm8_avx512(ar_kernels *k);
 void ar_kernels_fill_half_scalar(ar_kernels *k);
 void ar_kernels_fill_half_avx2(ar_kernels *k);
 void ar_kernels_fill_half_avx512(ar_kernels *k);

@@ -17,7 +17,14 @@
  * rows, one byte) off alignment, and guard values after each output to catch writes past n.
  *
  * The multi-row dot_f32_n (1..4 activation rows) must give each row the bits dot_f32 gives
- * it alone; the scalar tier leaves it NULL. AR_BENCH_FLOAT=1 in the environment also times
+ * it alone; the scalar tier leaves it NULL.
+ *
+ * The grouped attention kernels (attn_scores, attn_values): the scalar tier against double
+ * (scores within dot_f32's bound times the scale; values within n * 2^-23 * sum|p*v|), the
+ * AVX-512 tier's scores within 1e-6 * sum|q*k| * scale of the scalar ones and its values bit
+ * for bit; head dims 64, 128 and 72 (a tail), 1..8 heads, positions given out of order and
+ * repeated, no write outside the outputs. The AVX2 tier has none (the engine then goes head
+ * by head). AR_BENCH_FLOAT=1 in the environment also times
  * dot_f32_n against as many dot_f32 calls (nothing is checked).
  */
 #include "testutil.h"
@@ -819,6 +826,114 @@ static void test_simd_to_float_f32(void **state) {
 
 /* The reference to_float of F32/F16/BF16 are the traits' (dequant.c) in every table, and a
  * SIMD table keeps the scalar ones of the quantized types it does not override. */
+/* --- Grouped attention ------------------------------------------------------------------- */
+
+/* Inputs for attn_* with nq heads, hd dims, n positions over a cache of rows of `stride`
+ * floats: slots out of order and repeated. */
+enum { ATT_ROWS = 40, ATT_STRIDE = 300, ATT_N = 37 };
+
+static void attn_inputs(int hd, int nq, float *q, float *kv, int32_t *slot, float *p) {
+    fill(q, (int64_t)nq * hd, 1.0);
+    fill(kv, (int64_t)ATT_ROWS * ATT_STRIDE, 1.0);
+    for (int j = 0; j < ATT_N; j++) slot[j] = (int32_t)((7 * j + 3) % ATT_ROWS);
+    for (int i = 0; i < nq * ATT_N; i++) p[i] = (float)fabs(frand(1.0));
+}
+
+static void test_attention(void **state) {
+    (void)state;
+    ar_kernels ref, t[2];
+    scalar_kernels(&ref);
+    assert_non_null(ref.attn_scores);
+    assert_non_null(ref.attn_values);
+    const int nt = simd_tiers(t);
+    static const int hds[] = {64, 128, 72};
+    float *q = new_buf(AR_ATTN_MAX_Q * 128), *kv = new_buf(ATT_ROWS * ATT_STRIDE);
+    float *p = new_buf(AR_ATTN_MAX_Q * ATT_N), *a = new_buf(AR_ATTN_MAX_Q * 160),
+          *b = new_buf(AR_ATTN_MAX_Q * 160);
+    int32_t slot[ATT_N];
+    const float scale = 0.125f;
+    for (int hi = 0; hi < 3; hi++)
+        for (int nq = 1; nq <= AR_ATTN_MAX_Q; nq++) {
+            const int hd = hds[hi];
+            attn_inputs(hd, nq, q, kv, slot, p);
+            /* scores: rows of ATT_N + 3 floats (the gap must stay untouched) */
+            const size_t ss = ATT_N + 3, n_out = (size_t)nq * ss;
+            for (size_t i = 0; i < n_out; i++) a[i] = b[i] = GUARD_VALUE;
+            ref.attn_scores(hd, nq, q, (size_t)hd, kv, ATT_STRIDE, slot, ATT_N, scale, a, ss);
+            for (int h = 0; h < nq; h++)
+                for (int j = 0; j < ATT_N; j++) {
+                    double want = 0, mass = 0;
+                    for (int d = 0; d < hd; d++) {
+                        const double x = (double)q[h * hd + d] * kv[slot[j] * ATT_STRIDE + d];
+                        want += x;
+                        mass += fabs(x);
+                    }
+                    const double got = a[(size_t)h * ss + (size_t)j];
+                    if (fabs(got - want * scale) > ((double)hd * 0x1p-24 * mass + 1e-30) * scale)
+                        fail_msg("scalar attn_scores hd=%d h=%d j=%d: %.9g vs %.9g", hd, h, j, got,
+                                 want * scale);
+                }
+            for (int ti = 0; ti < nt; ti++) {
+                if (!t[ti].attn_scores) continue;
+                t[ti].attn_scores(hd, nq, q, (size_t)hd, kv, ATT_STRIDE, slot, ATT_N, scale, b, ss);
+                for (int h = 0; h < nq; h++)
+                    for (int j = 0; j < (int)ss; j++) {
+                        const size_t i = (size_t)h * ss + (size_t)j;
+                        if (j >= ATT_N) {
+                            if (b[i] != GUARD_VALUE) fail_msg("attn_scores wrote past n");
+                            continue;
+                        }
+                        double mass = 0;
+                        for (int d = 0; d < hd; d++)
+                            mass += fabs((double)q[h * hd + d] * kv[slot[j] * ATT_STRIDE + d]);
+                        if (fabs((double)b[i] - a[i]) > 1e-6 * mass * scale)
+                            fail_msg("%s attn_scores hd=%d nq=%d h=%d j=%d: %.9g vs %.9g",
+                                     ar_cpu_tier_name(t[ti].tier), hd, nq, h, j, (double)b[i],
+                                     (double)a[i]);
+                    }
+            }
+            /* values: rows of hd + 5 floats */
+            const size_t os = (size_t)hd + 5, n_val = (size_t)nq * os;
+            for (size_t i = 0; i < n_val; i++) a[i] = b[i] = GUARD_VALUE;
+            ref.attn_values(hd, nq, p, ATT_N, kv, ATT_STRIDE, slot, ATT_N, a, os);
+            for (int h = 0; h < nq; h++)
+                for (int d = 0; d < hd; d++) {
+                    double want = 0, mass = 0;
+                    for (int j = 0; j < ATT_N; j++) {
+                        const double x = (double)p[h * ATT_N + j] * kv[slot[j] * ATT_STRIDE + d];
+                        want += x;
+                        mass += fabs(x);
+                    }
+                    const double got = a[(size_t)h * os + (size_t)d];
+                    if (fabs(got - want) > ATT_N * 0x1p-23 * mass + 1e-30)
+                        fail_msg("scalar attn_values hd=%d h=%d d=%d: %.9g vs %.9g", hd, h, d, got,
+                                 want);
+                }
+            for (int ti = 0; ti < nt; ti++) {
+                if (!t[ti].attn_values) continue;
+                t[ti].attn_values(hd, nq, p, ATT_N, kv, ATT_STRIDE, slot, ATT_N, b, os);
+                for (size_t i = 0; i < n_val; i++)
+                    if (bits(a[i]) != bits(b[i]))
+                        fail_msg("%s attn_values hd=%d nq=%d: element %zu %.9g, scalar %.9g",
+                                 ar_cpu_tier_name(t[ti].tier), hd, nq, i, (double)b[i],
+                                 (double)a[i]);
+            }
+        }
+    for (int ti = 0; ti < nt; ti++)
+        if (t[ti].tier == AR_CPU_AVX2) {
+            assert_null(t[ti].attn_scores);
+            assert_null(t[ti].attn_values);
+        } else {
+            assert_non_null(t[ti].attn_scores);
+            assert_non_null(t[ti].attn_values);
+        }
+    free_buf(q);
+    free_buf(kv);
+    free_buf(p);
+    free_buf(a);
+    free_buf(b);
+}
+
 static void test_table_entries(void **state) {
     (void)state;
     ar_kernels ref;
@@ -904,16 +1019,27 @@ static void test_bench(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalar_dot),         cmocka_unit_test(test_scalar_axpy),
-        cmocka_unit_test(test_scalar_rmsnorm),     cmocka_unit_test(test_scalar_silu_mul),
-        cmocka_unit_test(test_scalar_softmax),     cmocka_unit_test(test_scalar_f16_to_f32),
-        cmocka_unit_test(test_scalar_f32_to_f16),  cmocka_unit_test(test_simd_dot),
-        cmocka_unit_test(test_simd_dot_n),         cmocka_unit_test(test_simd_axpy),
-        cmocka_unit_test(test_simd_rmsnorm),       cmocka_unit_test(test_simd_silu_mul),
-        cmocka_unit_test(test_simd_softmax),       cmocka_unit_test(test_simd_f32_to_f16),
-        cmocka_unit_test(test_simd_f16_to_f32),    cmocka_unit_test(test_simd_to_float_f16),
-        cmocka_unit_test(test_simd_to_float_bf16), cmocka_unit_test(test_simd_to_float_f32),
-        cmocka_unit_test(test_table_entries),      cmocka_unit_test(test_bench),
+        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_scalar_dot),
+        cmocka_unit_test(test_scalar_axpy),
+        cmocka_unit_test(test_scalar_rmsnorm),
+        cmocka_unit_test(test_scalar_silu_mul),
+        cmocka_unit_test(test_scalar_softmax),
+        cmocka_unit_test(test_scalar_f16_to_f32),
+        cmocka_unit_test(test_scalar_f32_to_f16),
+        cmocka_unit_test(test_simd_dot),
+        cmocka_unit_test(test_simd_dot_n),
+        cmocka_unit_test(test_simd_axpy),
+        cmocka_unit_test(test_simd_rmsnorm),
+        cmocka_unit_test(test_simd_silu_mul),
+        cmocka_unit_test(test_simd_softmax),
+        cmocka_unit_test(test_simd_f32_to_f16),
+        cmocka_unit_test(test_simd_f16_to_f32),
+        cmocka_unit_test(test_simd_to_float_f16),
+        cmocka_unit_test(test_simd_to_float_bf16),
+        cmocka_unit_test(test_simd_to_float_f32),
+        cmocka_unit_test(test_table_entries),
+        cmocka_unit_test(test_bench),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
