@@ -691,9 +691,11 @@ ar_router_params ar_config_router_params(const ar_config *cfg);
 bool ar_config_router_remote(const ar_config *cfg, ar_remote_params *out);
 
 /* The router model named in the file (a path or a hub reference), or NULL; the number of
- * threads it asks for (0: default). */
+ * threads it asks for (0: default); the precision it asks for (an ar_precision, or -1 when
+ * the file does not say). */
 const char *ar_config_router_model(const ar_config *cfg);
 int32_t ar_config_router_threads(const ar_config *cfg);
+int32_t ar_config_router_precision(const ar_config *cfg);
 
 /* The model of the `default: true` provider ("provider/id"), or NULL. */
 const char *ar_config_default_model(const ar_config *cfg);

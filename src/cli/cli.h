@@ -60,6 +60,7 @@ int ar_cli_resolve_model(const char *model_opt, const char *config_path, const a
 typedef struct ar_cli_engine_opts {
     ar_engine_params ep;
     ar_seq_params sp;
+    bool precision_given; /* --precision was on the command line (it beats a config file) */
 } ar_cli_engine_opts;
 
 extern const char ar_cli_engine_help[]; /* the "Engine options:" block of --help */

@@ -252,6 +252,8 @@ int ar_cmd_route(int argc, char **argv) {
     rc = ar_cli_resolve_model(o.model, o.config, cfg, path, sizeof path);
     if (rc != AR_EXIT_OK) goto done;
     if (eo.ep.n_threads == 0) eo.ep.n_threads = ar_config_router_threads(cfg);
+    if (!eo.precision_given && ar_config_router_precision(cfg) >= 0)
+        eo.ep.precision = (ar_precision)ar_config_router_precision(cfg);
     rc = ar_cli_open_model(path, &eo, true, &m);
     if (rc != AR_EXIT_OK) goto done;
     ar_router_params rp = ar_config_router_params(cfg);

@@ -22,6 +22,7 @@ const char ar_cli_engine_help[] =
 void ar_cli_engine_opts_init(ar_cli_engine_opts *o) {
     o->ep = ar_engine_default_params();
     o->sp = ar_seq_default_params();
+    o->precision_given = false;
 }
 
 static bool parse_int(const char *s, long lo, long hi, int32_t *out) {
@@ -59,6 +60,7 @@ int ar_cli_engine_option(const char *cmd, int argc, char **argv, int *i, ar_cli_
     case 1:
         ok = (k = pick(v, precisions, 3)) >= 0;
         if (ok) o->ep.precision = (ar_precision)k;
+        o->precision_given = ok;
         break;
     case 2:
         ok = strcmp(v, "auto") == 0 || (k = pick(v, cpus, 3)) >= 0;

@@ -710,7 +710,17 @@ static ar_status read_aliases(cx *c, const ynode *m) {
 
 /* ---- settings (archrouter section and listeners) ---------------------------------------- */
 
-typedef enum skind { S_STR, S_INT, S_I64, S_DBL, S_BOOL, S_LAYOUT, S_STRLIST, S_BACKEND } skind;
+typedef enum skind {
+    S_STR,
+    S_INT,
+    S_I64,
+    S_DBL,
+    S_BOOL,
+    S_LAYOUT,
+    S_PRECISION,
+    S_STRLIST,
+    S_BACKEND
+} skind;
 
 typedef struct setting {
     const char *key;
@@ -725,6 +735,7 @@ typedef struct setting {
 static const setting router_settings[] = {
     {"model", S_STR, R(model), 0, 0},
     {"threads", S_INT, R(threads), 0, 1024},
+    {"precision", S_PRECISION, R(precision), 0, 0},
     {"layout", S_LAYOUT, R(layout), 0, 0},
     {"system_prompt", S_STR, R(system_prompt), 0, 0},
     {"max_conversation_tokens", S_INT, R(max_conversation_tokens), 1, 1000000},
@@ -782,6 +793,15 @@ static ar_status read_setting(cx *c, const setting *s, const ynode *v, const cha
             return FAIL(c, v, "%s: expected card or archgw", what);
         }
         return AR_OK;
+    }
+    case S_PRECISION: {
+        static const char *const names[] = {"accurate", "fast", "float32"};
+        for (int i = 0; i < 3 && v->kind == YN_SCALAR; i++)
+            if (!strcmp(v->s, names[i])) {
+                *(int *)field = i;
+                return AR_OK;
+            }
+        return FAIL(c, v, "%s: expected accurate, fast or float32", what);
     }
     case S_BACKEND:
         if (v->kind == YN_SCALAR && (!strcmp(v->s, "local") || !strcmp(v->s, "remote"))) {
@@ -1084,6 +1104,7 @@ void ar_config_router_defaults(ar_config_router *r) {
     r->max_conversation_tokens = 2048;
     r->min_confidence = 0.0;
     r->timeout_ms = 1000;
+    r->precision = -1;
     r->prefix_cache_mb = 256;
 }
 

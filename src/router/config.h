@@ -79,6 +79,7 @@ typedef enum ar_config_layout {
 typedef struct ar_config_router {
     char *model;                 /* GGUF path, checkpoint dir or hub reference; NULL */
     int threads;                 /* 0 = the engine's default (0..1024) */
+    int precision;               /* -1 = the engine's default; else an ar_precision */
     ar_config_layout layout;     /* "card" */
     char *system_prompt;         /* NULL = the model's template default */
     int max_conversation_tokens; /* 2048 (1..1000000) */

@@ -77,6 +77,10 @@ int32_t ar_config_router_threads(const ar_config *cfg) {
     return cfg ? cfg->router.threads : 0;
 }
 
+int32_t ar_config_router_precision(const ar_config *cfg) {
+    return cfg ? cfg->router.precision : -1;
+}
+
 const char *ar_config_default_model(const ar_config *cfg) {
     return cfg && cfg->default_provider >= 0 ? cfg->providers[cfg->default_provider].model : NULL;
 }

@@ -145,6 +145,7 @@ static void test_example_native(void **state) {
     assert_int_equal(route(cfg, "math_tutoring")->provider, 3); /* by model as written */
     assert_string_equal(cfg->router.model, "models/Arch-Router-1.5B.Q4_K_M.gguf");
     assert_int_equal(cfg->router.layout, AR_CONFIG_LAYOUT_CARD);
+    assert_int_equal(ar_config_router_precision(cfg), -1); /* not set: the engine's default */
     assert_int_equal(cfg->server.port, 12000);
     ar_config_free(cfg);
 }
@@ -189,6 +190,7 @@ static void test_all_settings(void **state) {
                              "  router:\n"
                              "    model: katanemo/Arch-Router-1.5B.gguf:Q4_K_M\n"
                              "    threads: 6\n"
+                             "    precision: fast\n"
                              "    layout: archgw\n"
                              "    system_prompt: \"You route.\"\n"
                              "    max_conversation_tokens: 4096\n"
@@ -207,6 +209,8 @@ static void test_all_settings(void **state) {
                              "    api_keys: [sk-local-1, $GATEWAY_KEY]\n");
     assert_string_equal(cfg->router.model, "katanemo/Arch-Router-1.5B.gguf:Q4_K_M");
     assert_int_equal(cfg->router.threads, 6);
+    assert_int_equal(cfg->router.precision, AR_PRECISION_FAST);
+    assert_int_equal(ar_config_router_precision(cfg), AR_PRECISION_FAST);
     assert_int_equal(cfg->router.layout, AR_CONFIG_LAYOUT_ARCHGW);
     assert_string_equal(cfg->router.system_prompt, "You route.");
     assert_int_equal(cfg->router.max_conversation_tokens, 4096);
@@ -480,6 +484,8 @@ static void test_settings_errors(void **state) {
     SETTING("archrouter:\n  router:\n    layout: compact\n",
             "t.yaml:4:13: ", "expected card or archgw");
     SETTING("archrouter:\n  router:\n    scores: 1\n", "t.yaml:4:13: ", "expected true or false");
+    SETTING("archrouter:\n  router:\n    precision: quick\n",
+            "t.yaml:4:16: ", "archrouter.router.precision: expected accurate, fast or float32");
     SETTING("archrouter:\n  server:\n    max_body_bytes: 10\n", "t.yaml:4:21: ", "out of range");
     SETTING("archrouter:\n  server:\n    api_keys: sk-1\n",
             "t.yaml:4:15: ", "archrouter.server.api_keys: expected a list, not a scalar");
