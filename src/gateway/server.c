@@ -11,7 +11,8 @@
  * every chunk in both directions. Threads are bounded by the connection limit, and
  * max_concurrent bounds requests in flight (429 over it). At benchmark rates a keep-alive
  * client connection costs one thread and one reused upstream connection (each connection
- * keeps its own curl multi handle, created on first use, freed when the client leaves).
+ * keeps its own curl multi handle and a spare easy handle, created on first use, freed when
+ * the client leaves).
  *
  * Request flow for POST /v1/chat/completions: auth (Bearer key when server.api_keys is
  * set), concurrency and Content-Length checks on the first call; body gathered up to
@@ -83,7 +84,7 @@ static const char *const ep_names[] = {"chat",   "route",   "models", "healthz",
 
 /* Per client connection (MHD socket context). */
 typedef struct gw_conn {
-    CURLM *multi;
+    ar_up_conn up;
 } gw_conn;
 
 /* Per request (MHD con_cls). */
@@ -422,10 +423,6 @@ static enum MHD_Result handle_chat(struct MHD_Connection *c, gw_req *r, ar_gw_re
     if (ar_gw_request_rewrite(r->body.data, r->body.len, p->model_id, &body, &body_len, &err) !=
         AR_OK)
         return send_error(c, r, 400, "invalid_request_error", "invalid_body", "%s", err.msg);
-    if (!conn->multi && !(conn->multi = curl_multi_init())) {
-        free(body);
-        return MHD_NO;
-    }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     struct curl_slist *extra = forward_headers(c, r, req->stream);
@@ -442,7 +439,7 @@ static enum MHD_Result handle_chat(struct MHD_Connection *c, gw_req *r, ar_gw_re
         .cancel = &gw->cancel,
     };
     r->up_started = true;
-    bool ok = ar_up_start(&r->up, conn->multi, &up) && ar_up_wait_headers(&r->up);
+    bool ok = ar_up_start(&r->up, &conn->up, &up) && ar_up_wait_headers(&r->up);
     curl_slist_free_all(extra);
     if (!ok) return upstream_failed(c, r);
     const char *ctype = r->up.content_type[0] ? r->up.content_type : "application/json";
@@ -657,7 +654,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         gw_conn *conn = *socket_context;
         if (conn) {
-            if (conn->multi) curl_multi_cleanup(conn->multi);
+            ar_up_conn_free(&conn->up);
             free(conn);
         }
         *socket_context = NULL;

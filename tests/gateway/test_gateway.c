@@ -1,7 +1,8 @@
 /*
  * test_gateway.c - the gateway end to end against the mock upstream (mock_upstream.h), both
  * on 127.0.0.1 with ephemeral ports, through real HTTP: forwarding (model rewritten, rest of
- * the body byte-exact, auth, traceparent, request id), aliases, streaming relayed chunk by
+ * the body byte-exact, auth, traceparent, request id), aliases, requests of every kind one
+ * after the other on one kept-alive connection, streaming relayed chunk by
  * chunk (a slow stream's first chunk arrives before the upstream finishes), client abort
  * cancelling the upstream, upstream 4xx/5xx pass-through, routing and fail-open with a test
  * routing function (deterministic decisions, delays and errors), limits (413, 429, 431),
@@ -182,6 +183,100 @@ static void test_forward_json(void **state) {
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "hello from other"));
     http_free(&r);
+    stop(&f);
+}
+
+/* One request on a kept-alive client connection (the easy handle c is reused): status and
+ * body into *out; *connects gets the number of new connections curl opened for it. */
+static long keepalive_post(CURL *c, int port, const char *body, const char *extra_header,
+                           char **out, long *connects) {
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", port);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, "Expect:");
+    if (extra_header) h = curl_slist_append(h, extra_header);
+    FILE *mem;
+    size_t n = 0;
+    *out = NULL;
+    mem = open_memstream(out, &n);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, connects);
+    fclose(mem);
+    curl_slist_free_all(h);
+    return status;
+}
+
+/* Requests of every kind one after the other on one client connection: the gateway reuses
+ * the connection's upstream handles, and nothing of one request may leak into the next
+ * (model, stream mode, headers, body). */
+static void test_keepalive_sequence(void **state) {
+    (void)state;
+    fixture f;
+    start(&f, NULL, false);
+    CURL *c = curl_easy_init();
+    char *out;
+    long connects;
+    const char *tp = "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    assert_int_equal(keepalive_post(c, f.port,
+                                    "{\"model\":\"mock/json\",\"messages\":[{\"role\":\"user\","
+                                    "\"content\":\"x\"}]}",
+                                    tp, &out, &connects),
+                     200);
+    assert_int_equal(connects, 1);
+    assert_non_null(strstr(out, "hello from json"));
+    free(out);
+    char *v = mock_last_header(f.mock, "traceparent");
+    assert_non_null(v);
+    free(v);
+    /* a stream, then an upstream error, then a plain request again: same connection */
+    assert_int_equal(keepalive_post(c, f.port,
+                                    "{\"model\":\"mock/sse\",\"stream\":true,\"messages\":[{"
+                                    "\"role\":\"user\",\"content\":\"x\"}]}",
+                                    NULL, &out, &connects),
+                     200);
+    assert_int_equal(connects, 0);
+    assert_non_null(strstr(out, "data: [DONE]"));
+    free(out);
+    v = mock_last_header(f.mock, "accept");
+    assert_string_equal(v, "text/event-stream");
+    free(v);
+    v = mock_last_header(f.mock, "traceparent"); /* not carried over */
+    assert_null(v);
+    assert_int_equal(keepalive_post(c, f.port,
+                                    "{\"model\":\"mock/err400\",\"messages\":[{\"role\":"
+                                    "\"user\",\"content\":\"x\"}]}",
+                                    NULL, &out, &connects),
+                     400);
+    assert_int_equal(connects, 0);
+    assert_non_null(strstr(out, "bad_thing"));
+    free(out);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(keepalive_post(c, f.port,
+                                        "{\"model\":\"other-one\",\"messages\":[{\"role\":"
+                                        "\"user\",\"content\":\"y\"}]}",
+                                        NULL, &out, &connects),
+                         200);
+        assert_int_equal(connects, 0);
+        assert_non_null(strstr(out, "hello from other"));
+        assert_null(strstr(out, "data:"));
+        free(out);
+        char *sent = mock_last_body(f.mock);
+        assert_string_equal(
+            sent, "{\"model\":\"other\",\"messages\":[{\"role\":\"user\",\"content\":\"y\"}]}");
+        free(sent);
+        v = mock_last_header(f.mock, "accept");
+        assert_string_equal(v, "application/json");
+        free(v);
+    }
+    assert_int_equal(mock_requests(f.mock), 6);
+    curl_easy_cleanup(c);
     stop(&f);
 }
 
@@ -702,6 +797,7 @@ int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_json),
+        cmocka_unit_test(test_keepalive_sequence),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_slow_stream_first_chunk_early),
         cmocka_unit_test(test_client_abort_cancels_upstream),
