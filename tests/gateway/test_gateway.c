@@ -195,6 +195,15 @@ static void test_forward_json(void **state) {
     stop(&f);
 }
 
+static char *metric_line(fixture *f, const char *prefix) {
+    http_res r = http_do("GET", f->port, "/metrics", NULL, NULL);
+    char *found = NULL;
+    char *p = strstr(r.body, prefix);
+    if (p) found = strndup(p, strcspn(p, "\n"));
+    http_free(&r);
+    return found;
+}
+
 /* One request on a kept-alive client connection (the easy handle c is reused): status and
  * body into *out; *connects gets the number of new connections curl opened for it. */
 static long keepalive_post(CURL *c, int port, const char *body, const char *extra_header,
@@ -258,6 +267,16 @@ static void test_keepalive_sequence(void **state) {
     free(v);
     v = mock_last_header(f.mock, "traceparent"); /* not carried over */
     assert_null(v);
+    /* the stream counts in requests_total once it is done, not when the client leaves */
+    const char *want = "archrouter_requests_total{endpoint=\"chat\",route=\"\",model=\"mock/sse\","
+                       "status=\"200\"} 1";
+    char *m = NULL;
+    for (int i = 0; i < 200 && !m; i++) { /* counted just after the last byte went out */
+        m = metric_line(&f, want);
+        if (!m) sleep_ms(10);
+    }
+    assert_non_null(m);
+    free(m);
     assert_int_equal(keepalive_post(c, f.port,
                                     "{\"model\":\"mock/err400\",\"messages\":[{\"role\":"
                                     "\"user\",\"content\":\"x\"}]}",
@@ -414,15 +433,6 @@ static const char *const routes_yaml = "routes:\n"
                                        "    model: mock/sse\n"
                                        "  - name: travel\n    description: trips\n"
                                        "    model: other-one\n";
-
-static char *metric_line(fixture *f, const char *prefix) {
-    http_res r = http_do("GET", f->port, "/metrics", NULL, NULL);
-    char *found = NULL;
-    char *p = strstr(r.body, prefix);
-    if (p) found = strndup(p, strcspn(p, "\n"));
-    http_free(&r);
-    return found;
-}
 
 static void test_routing_and_fail_open(void **state) {
     (void)state;
