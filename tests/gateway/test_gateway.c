@@ -561,18 +561,34 @@ static void test_access_log(void **state) {
     assert_int_equal(r.status, 200);
     size_t body_len = r.len;
     http_free(&r);
-    r = http_do("GET", f.port, "/healthz", NULL, NULL);
+    const char *hdrs_h[] = {"x-request-id: health-1", NULL};
+    r = http_do("GET", f.port, "/healthz", NULL, hdrs_h);
     assert_int_equal(r.status, 200);
     http_free(&r);
     f.route_fail = true;
-    r = chat(&f, "{\"stream\":true,\"model\":\"mock/sse\",\"messages\":[{\"role\":\"user\","
-                 "\"content\":\"x\"}]}");
+    const char *hdrs_e[] = {"Content-Type: application/json", "x-request-id: fail-1", NULL};
+    r = http_do("POST", f.port, "/v1/chat/completions",
+                "{\"stream\":true,\"model\":\"mock/sse\",\"messages\":[{\"role\":\"user\","
+                "\"content\":\"x\"}]}",
+                hdrs_e);
     assert_int_equal(r.status, 200);
     http_free(&r);
+    /* each line is written after its response went out, from its connection's thread: the
+       lines may come in any order, so they are found by request id */
     json_t *lines = log_lines(path, 3);
     assert_int_equal(json_array_size(lines), 3);
-    json_t *a = json_array_get(lines, 0), *h = json_array_get(lines, 1),
-           *e = json_array_get(lines, 2);
+    json_t *a = NULL, *h = NULL, *e = NULL;
+    for (size_t i = 0; i < 3; i++) {
+        json_t *l = json_array_get(lines, i);
+        const char *id = jstr(l, "request_id");
+        if (!strcmp(id, "health-1"))
+            h = l;
+        else if (!strcmp(id, "fail-1"))
+            e = l;
+        else
+            a = l;
+    }
+    assert_true(a && h && e);
     /* routed, non-streamed */
     static const char *const order[] = {
         "ts",          "request_id", "endpoint", "status",   "route",           "model",
@@ -657,8 +673,11 @@ static void test_queue_full_fail_open(void **state) {
     assert_int_equal(pthread_create(&t, NULL, bg_chat_run, &b), 0);
     for (int i = 0; i < 1000 && atomic_load(&f.route_calls) == 0; i++) sleep_ms(5);
     assert_int_equal(atomic_load(&f.route_calls), 1); /* the worker is busy with it now */
-    http_res r = chat(&f, "{\"model\":\"other-one\",\"messages\":[{\"role\":\"user\","
-                          "\"content\":\"write code\"}]}");
+    const char *hdrs[] = {"Content-Type: application/json", "x-request-id: queue-full-1", NULL};
+    http_res r = http_do("POST", f.port, "/v1/chat/completions",
+                         "{\"model\":\"other-one\",\"messages\":[{\"role\":\"user\","
+                         "\"content\":\"write code\"}]}",
+                         hdrs);
     assert_int_equal(r.status, 200);
     expect_header(&r, "x-archrouter-route", "fail-open");
     expect_header(&r, "x-archrouter-fail-open", "queue_full");
@@ -674,15 +693,33 @@ static void test_queue_full_fail_open(void **state) {
     assert_non_null(m);
     assert_non_null(strstr(m, "model=\"mock/other\",status=\"200\"} 1"));
     free(m);
-    json_t *lines = log_lines(path, 1);
-    json_t *l = json_array_get(lines, 0);
-    assert_string_equal(jstr(l, "fail_open"), "queue_full");
-    assert_string_equal(jstr(l, "model"), "mock/other");
-    json_decref(lines);
     pthread_join(t, NULL); /* the slow one was routed all the same */
     assert_int_equal(b.r.status, 200);
     expect_header(&b.r, "x-archrouter-route", "coding");
     http_free(&b.r);
+    json_t *lines = NULL; /* both chat lines (the /metrics calls are logged too) */
+    for (int tries = 0, chats = 0; chats < 2; tries++) {
+        assert_true(tries < 500);
+        if (tries) sleep_ms(10);
+        json_decref(lines);
+        lines = log_lines(path, 1);
+        chats = 0;
+        for (size_t i = 0; i < json_array_size(lines); i++)
+            chats += !strcmp(jstr(json_array_get(lines, i), "endpoint"), "chat");
+    }
+    for (size_t i = 0; i < json_array_size(lines); i++) {
+        json_t *l = json_array_get(lines, i);
+        if (strcmp(jstr(l, "endpoint"), "chat") != 0) continue;
+        bool queue_full = !strcmp(jstr(l, "request_id"), "queue-full-1");
+        if (queue_full) {
+            assert_string_equal(jstr(l, "fail_open"), "queue_full");
+            assert_string_equal(jstr(l, "model"), "mock/other");
+        } else {
+            assert_true(json_is_null(json_object_get(l, "fail_open")));
+            assert_string_equal(jstr(l, "route"), "coding");
+        }
+    }
+    json_decref(lines);
     stop(&f);
     close(fd);
     unlink(path);
