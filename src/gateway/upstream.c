@@ -84,9 +84,9 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
     return 0;
 }
 
-bool ar_up_start(ar_up *u, CURLM *multi, const ar_up_params *p) {
+bool ar_up_start(ar_up *u, ar_up_conn *conn, const ar_up_params *p) {
     memset(u, 0, sizeof *u);
-    u->multi = multi;
+    u->conn = conn;
     u->body = p->body;
     u->stream = p->stream;
     u->client_fd = p->client_fd;
@@ -94,7 +94,17 @@ bool ar_up_start(ar_up *u, CURLM *multi, const ar_up_params *p) {
     u->read_timeout_ms = p->read_timeout_ms;
     u->cancel = p->cancel;
     u->t_start = u->t_last = ar_clock_ms();
-    u->easy = curl_easy_init();
+    if (!conn->multi && !(conn->multi = curl_multi_init())) {
+        u->error = AR_UP_CONNECT;
+        return false;
+    }
+    if (conn->spare) { /* back to curl's defaults: nothing of the last request carries over */
+        u->easy = conn->spare;
+        conn->spare = NULL;
+        curl_easy_reset(u->easy);
+    } else {
+        u->easy = curl_easy_init();
+    }
     if (!u->easy) {
         u->error = AR_UP_CONNECT;
         return false;
@@ -127,10 +137,11 @@ bool ar_up_start(ar_up *u, CURLM *multi, const ar_up_params *p) {
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c, CURLOPT_PRIVATE, u);
-    if (!u->headers || curl_multi_add_handle(multi, c) != CURLM_OK) {
+    if (!u->headers || curl_multi_add_handle(conn->multi, c) != CURLM_OK) {
         u->error = AR_UP_CONNECT;
         return false;
     }
+    u->added = true;
     return true;
 }
 
@@ -165,10 +176,10 @@ static void finish(ar_up *u, CURLcode rc) {
 /* One turn: perform, collect completion, then wait up to wait_ms for something to do. */
 static void step(ar_up *u, int wait_ms) {
     int running = 0;
-    curl_multi_perform(u->multi, &running);
+    curl_multi_perform(u->conn->multi, &running);
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(u->multi, &left)))
+    while ((m = curl_multi_info_read(u->conn->multi, &left)))
         if (m->msg == CURLMSG_DONE && m->easy_handle == u->easy) finish(u, m->data.result);
     if (u->done) return;
     double now = ar_clock_ms();
@@ -186,7 +197,7 @@ static void step(ar_up *u, int wait_ms) {
         return;
     }
     struct curl_waitfd w = {u->client_fd, CURL_WAIT_POLLIN, 0};
-    curl_multi_poll(u->multi, &w, u->watch_client ? 1 : 0, wait_ms, NULL);
+    curl_multi_poll(u->conn->multi, &w, u->watch_client ? 1 : 0, wait_ms, NULL);
     if (u->watch_client && w.revents) {
         check_client(u);
         if (u->client_gone) {
@@ -233,13 +244,26 @@ ssize_t ar_up_read(ar_up *u, char *buf, size_t max) {
 
 void ar_up_end(ar_up *u) {
     if (u->easy) {
-        if (u->multi) curl_multi_remove_handle(u->multi, u->easy);
-        curl_easy_cleanup(u->easy);
+        if (u->added) curl_multi_remove_handle(u->conn->multi, u->easy);
+        /* only a transfer that ran to its end cleanly leaves a handle in a known state */
+        bool clean = u->done && u->error == AR_UP_OK && !u->paused;
+        if (clean && u->conn && !u->conn->spare)
+            u->conn->spare = u->easy;
+        else
+            curl_easy_cleanup(u->easy);
     }
     curl_slist_free_all(u->headers);
     free(u->body);
     ar_buf_free(&u->data);
     u->easy = NULL;
+    u->added = false;
     u->headers = NULL;
     u->body = NULL;
+}
+
+void ar_up_conn_free(ar_up_conn *conn) {
+    if (conn->spare) curl_easy_cleanup(conn->spare);
+    if (conn->multi) curl_multi_cleanup(conn->multi);
+    conn->spare = NULL;
+    conn->multi = NULL;
 }

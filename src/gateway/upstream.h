@@ -3,9 +3,12 @@
  * from the thread of the client connection that asked for it.
  *
  * The gateway runs libmicrohttpd with a thread per connection (server.c says why), so a
- * transfer needs no thread of its own: the connection's thread drives it through a curl
- * multi handle that belongs to the connection (keeping upstream connections alive across
- * the client's keep-alive requests). ar_up_wait_headers() runs until the status line and
+ * transfer needs no thread of its own: the connection's thread drives it through the
+ * connection's ar_up_conn: a curl multi handle (its connection cache keeps the upstream
+ * connection alive across the client's keep-alive requests) and the easy handle of the last
+ * transfer that ended cleanly, reset and reused by the next one (creating and freeing an
+ * easy handle per request showed in profiles: a large zeroed struct and buffers, and the
+ * malloc consolidation their frees set off). ar_up_wait_headers() runs until the status line and
  * headers are in; then either ar_up_wait_done() collects a whole (non-streamed) body, or
  * ar_up_read() hands out the body bytes as they arrive, for a streamed response.
  *
@@ -52,13 +55,21 @@ typedef struct ar_up_params {
     const atomic_bool *cancel; /* gateway-wide cancel flag (may be NULL) */
 } ar_up_params;
 
+/* What a client connection keeps between its requests. Zeroed to start; freed with
+ * ar_up_conn_free() once no transfer uses it. */
+typedef struct ar_up_conn {
+    CURLM *multi; /* created on first use */
+    CURL *spare;  /* easy handle of the last clean transfer, or NULL */
+} ar_up_conn;
+
 typedef struct ar_up {
     CURL *easy;
-    CURLM *multi; /* borrowed from the connection */
+    ar_up_conn *conn; /* borrowed */
     struct curl_slist *headers;
     char *body;
     ar_buf data; /* received body bytes; data_off of them already handed out */
     size_t data_off;
+    bool added; /* on the multi handle */
     bool stream, paused, headers_done, done, client_gone, watch_client;
     int client_fd;
     long status;
@@ -70,8 +81,9 @@ typedef struct ar_up {
     double t_start, t_first_byte, t_last, t_end; /* ms, ar_clock_ms() */
 } ar_up;
 
-/* Start the transfer on `multi`. On failure returns false with u->error set. */
-bool ar_up_start(ar_up *u, CURLM *multi, const ar_up_params *p);
+/* Start the transfer on the connection's multi handle. On failure returns false with
+ * u->error set (call ar_up_end() all the same). */
+bool ar_up_start(ar_up *u, ar_up_conn *conn, const ar_up_params *p);
 
 /* Run until the response headers are in (true), or the transfer failed (false, u->error). */
 bool ar_up_wait_headers(ar_up *u);
@@ -84,8 +96,12 @@ bool ar_up_wait_done(ar_up *u);
 ssize_t ar_up_read(ar_up *u, char *buf, size_t max);
 
 /* Remove the transfer from its multi handle (the connection is kept for reuse when the
- * transfer completed) and free it. Safe on a zeroed or already ended ar_up. */
+ * transfer completed) and free it; the easy handle goes back to the connection as its
+ * spare when the transfer ended cleanly. Safe on a zeroed or already ended ar_up. */
 void ar_up_end(ar_up *u);
+
+/* Free what the connection kept. Safe on a zeroed ar_up_conn. */
+void ar_up_conn_free(ar_up_conn *conn);
 
 /* A short text for an error, for logs and error messages. */
 const char *ar_up_error_name(ar_up_error e);

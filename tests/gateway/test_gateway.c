@@ -1,10 +1,12 @@
 /*
  * test_gateway.c - the gateway end to end against the mock upstream (mock_upstream.h), both
  * on 127.0.0.1 with ephemeral ports, through real HTTP: forwarding (model rewritten, rest of
- * the body byte-exact, auth, traceparent, request id), aliases, streaming relayed chunk by
+ * the body byte-exact, auth, traceparent, request id), aliases, requests of every kind one
+ * after the other on one kept-alive connection, streaming relayed chunk by
  * chunk (a slow stream's first chunk arrives before the upstream finishes), client abort
  * cancelling the upstream, upstream 4xx/5xx pass-through, routing and fail-open with a test
- * routing function (deterministic decisions, delays and errors), limits (413, 429, 431),
+ * routing function (deterministic decisions, delays and errors), fail-open on a full routing
+ * queue, every field of the access log, limits (413, 429, 431),
  * client keys (401), bad input (400 in OpenAI's error shape), the other endpoints, and the
  * /metrics text checked by promtool when it is installed (else by a strict line parser).
  */
@@ -17,6 +19,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,7 @@ typedef struct fixture {
     int port;
     int route_delay_ms;
     bool route_fail;
+    atomic_int route_calls; /* decisions started */
 } fixture;
 
 static void sleep_ms(int ms) {
@@ -42,6 +46,7 @@ static ar_status fake_route(void *ctx, const ar_message *msgs, int32_t n, ar_rou
                             ar_err *err) {
     fixture *f = ctx;
     memset(out, 0, sizeof *out);
+    atomic_fetch_add(&f->route_calls, 1);
     if (f->route_delay_ms) sleep_ms(f->route_delay_ms);
     if (f->route_fail) return ar_errf(err, AR_ERR_INTERNAL, "the test router failed");
     bool code = n > 0 && msgs[n - 1].content && strstr(msgs[n - 1].content, "code");
@@ -54,8 +59,9 @@ static ar_status fake_route(void *ctx, const ar_message *msgs, int32_t n, ar_rou
     return AR_OK;
 }
 
-/* Start mock + gateway; yaml_tail is appended to the providers block (routes, settings). */
-static void start(fixture *f, const char *extra_yaml, bool routing) {
+/* Start mock + gateway; yaml_tail is appended to the providers block (routes, settings);
+ * log_fd: the access log, or -1. */
+static void start_logged(fixture *f, const char *extra_yaml, bool routing, int log_fd) {
     memset(f, 0, sizeof *f);
     f->mock = mock_start(0);
     assert_non_null(f->mock);
@@ -79,10 +85,14 @@ static void start(fixture *f, const char *extra_yaml, bool routing) {
     if (ar_config_load_memory(yaml, strlen(yaml), "test.yaml", &f->cfg, &err) != AR_OK)
         fail_msg("config: %s", err.msg);
     f->cfg->server.port = 0;
-    ar_gw_params p = {f->cfg, routing ? fake_route : NULL, f, -1};
+    ar_gw_params p = {f->cfg, routing ? fake_route : NULL, f, log_fd};
     if (ar_gw_start(&p, &f->gw, &err) != AR_OK) fail_msg("start: %s", err.msg);
     f->port = ar_gw_port(f->gw);
     assert_true(f->port > 0);
+}
+
+static void start(fixture *f, const char *extra_yaml, bool routing) {
+    start_logged(f, extra_yaml, routing, -1);
 }
 
 static void stop(fixture *f) {
@@ -182,6 +192,119 @@ static void test_forward_json(void **state) {
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "hello from other"));
     http_free(&r);
+    stop(&f);
+}
+
+static char *metric_line(fixture *f, const char *prefix) {
+    http_res r = http_do("GET", f->port, "/metrics", NULL, NULL);
+    char *found = NULL;
+    char *p = strstr(r.body, prefix);
+    if (p) found = strndup(p, strcspn(p, "\n"));
+    http_free(&r);
+    return found;
+}
+
+/* One request on a kept-alive client connection (the easy handle c is reused): status and
+ * body into *out; *connects gets the number of new connections curl opened for it. */
+static long keepalive_post(CURL *c, int port, const char *body, const char *extra_header,
+                           char **out, long *connects) {
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", port);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, "Expect:");
+    if (extra_header) h = curl_slist_append(h, extra_header);
+    FILE *mem;
+    size_t n = 0;
+    *out = NULL;
+    mem = open_memstream(out, &n);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, connects);
+    fclose(mem);
+    curl_slist_free_all(h);
+    return status;
+}
+
+/* Requests of every kind one after the other on one client connection: the gateway reuses
+ * the connection's upstream handles, and nothing of one request may leak into the next
+ * (model, stream mode, headers, body). */
+static void test_keepalive_sequence(void **state) {
+    (void)state;
+    fixture f;
+    start(&f, NULL, false);
+    CURL *c = curl_easy_init();
+    char *out;
+    long connects;
+    const char *tp = "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    assert_int_equal(keepalive_post(c, f.port,
+                                    "{\"model\":\"mock/json\",\"messages\":[{\"role\":\"user\","
+                                    "\"content\":\"x\"}]}",
+                                    tp, &out, &connects),
+                     200);
+    assert_int_equal(connects, 1);
+    assert_non_null(strstr(out, "hello from json"));
+    free(out);
+    char *v = mock_last_header(f.mock, "traceparent");
+    assert_non_null(v);
+    free(v);
+    /* a stream, then an upstream error, then a plain request again: same connection */
+    assert_int_equal(keepalive_post(c, f.port,
+                                    "{\"model\":\"mock/sse\",\"stream\":true,\"messages\":[{"
+                                    "\"role\":\"user\",\"content\":\"x\"}]}",
+                                    NULL, &out, &connects),
+                     200);
+    assert_int_equal(connects, 0);
+    assert_non_null(strstr(out, "data: [DONE]"));
+    free(out);
+    v = mock_last_header(f.mock, "accept");
+    assert_string_equal(v, "text/event-stream");
+    free(v);
+    v = mock_last_header(f.mock, "traceparent"); /* not carried over */
+    assert_null(v);
+    /* the stream counts in requests_total once it is done, not when the client leaves */
+    const char *want = "archrouter_requests_total{endpoint=\"chat\",route=\"\",model=\"mock/sse\","
+                       "status=\"200\"} 1";
+    char *m = NULL;
+    for (int i = 0; i < 200 && !m; i++) { /* counted just after the last byte went out */
+        m = metric_line(&f, want);
+        if (!m) sleep_ms(10);
+    }
+    assert_non_null(m);
+    free(m);
+    assert_int_equal(keepalive_post(c, f.port,
+                                    "{\"model\":\"mock/err400\",\"messages\":[{\"role\":"
+                                    "\"user\",\"content\":\"x\"}]}",
+                                    NULL, &out, &connects),
+                     400);
+    assert_int_equal(connects, 0);
+    assert_non_null(strstr(out, "bad_thing"));
+    free(out);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(keepalive_post(c, f.port,
+                                        "{\"model\":\"other-one\",\"messages\":[{\"role\":"
+                                        "\"user\",\"content\":\"y\"}]}",
+                                        NULL, &out, &connects),
+                         200);
+        assert_int_equal(connects, 0);
+        assert_non_null(strstr(out, "hello from other"));
+        assert_null(strstr(out, "data:"));
+        free(out);
+        char *sent = mock_last_body(f.mock);
+        assert_string_equal(
+            sent, "{\"model\":\"other\",\"messages\":[{\"role\":\"user\",\"content\":\"y\"}]}");
+        free(sent);
+        v = mock_last_header(f.mock, "accept");
+        assert_string_equal(v, "application/json");
+        free(v);
+    }
+    assert_int_equal(mock_requests(f.mock), 6);
+    curl_easy_cleanup(c);
     stop(&f);
 }
 
@@ -311,15 +434,6 @@ static const char *const routes_yaml = "routes:\n"
                                        "  - name: travel\n    description: trips\n"
                                        "    model: other-one\n";
 
-static char *metric_line(fixture *f, const char *prefix) {
-    http_res r = http_do("GET", f->port, "/metrics", NULL, NULL);
-    char *found = NULL;
-    char *p = strstr(r.body, prefix);
-    if (p) found = strndup(p, strcspn(p, "\n"));
-    http_free(&r);
-    return found;
-}
-
 static void test_routing_and_fail_open(void **state) {
     (void)state;
     char yaml[1024];
@@ -396,6 +510,219 @@ static void *bg_stream(void *arg) {
     bg *b = arg;
     b->status = post_stream(b->f, "mock/slow-sse", &b->st);
     return NULL;
+}
+
+/* The lines of the access log file at path, once it has at least n (the line is written
+ * after the response went out, so it may lag the client by a moment): a JSON array of the
+ * parsed lines, each checked to be one object ending in a newline. */
+static json_t *log_lines(const char *path, size_t n) {
+    json_t *arr = NULL;
+    for (int tries = 0; tries < 500; tries++) { /* 5 s at most */
+        json_decref(arr);
+        arr = json_array();
+        char *text = ar_test_read_file(path, NULL);
+        assert_non_null(text);
+        for (char *l = text; *l;) {
+            char *nl = strchr(l, '\n');
+            if (!nl) fail_msg("access log line without a newline: %s", l);
+            *nl = 0;
+            json_error_t je;
+            json_t *j = json_loads(l, JSON_REJECT_DUPLICATES, &je);
+            if (!json_is_object(j)) fail_msg("access log line is not a JSON object: %s", l);
+            json_array_append_new(arr, j);
+            l = nl + 1;
+        }
+        free(text);
+        if (json_array_size(arr) >= n) return arr;
+        sleep_ms(10);
+    }
+    fail_msg("the access log has %zu lines, expected %zu", json_array_size(arr), n);
+    return NULL;
+}
+
+static const char *jstr(json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    if (!json_is_string(v)) fail_msg("access log: %s is not a string", key);
+    return json_string_value(v);
+}
+
+/* Every field of the access log, with values that need escaping, for a routed request,
+ * a health check and a router error. */
+static void test_access_log(void **state) {
+    (void)state;
+    char path[] = "/tmp/ar_test_access_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fixture f;
+    start_logged(&f, routes_yaml, true, fd);
+    const char *hdrs[] = {"Content-Type: application/json", "x-request-id: a\"b\\c{}", NULL};
+    http_res r = http_do("POST", f.port, "/v1/chat/completions",
+                         "{\"messages\":[{\"role\":\"user\",\"content\":\"secret code\"}]}", hdrs);
+    assert_int_equal(r.status, 200);
+    size_t body_len = r.len;
+    http_free(&r);
+    const char *hdrs_h[] = {"x-request-id: health-1", NULL};
+    r = http_do("GET", f.port, "/healthz", NULL, hdrs_h);
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+    f.route_fail = true;
+    const char *hdrs_e[] = {"Content-Type: application/json", "x-request-id: fail-1", NULL};
+    r = http_do("POST", f.port, "/v1/chat/completions",
+                "{\"stream\":true,\"model\":\"mock/sse\",\"messages\":[{\"role\":\"user\","
+                "\"content\":\"x\"}]}",
+                hdrs_e);
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+    /* each line is written after its response went out, from its connection's thread: the
+       lines may come in any order, so they are found by request id */
+    json_t *lines = log_lines(path, 3);
+    assert_int_equal(json_array_size(lines), 3);
+    json_t *a = NULL, *h = NULL, *e = NULL;
+    for (size_t i = 0; i < 3; i++) {
+        json_t *l = json_array_get(lines, i);
+        const char *id = jstr(l, "request_id");
+        if (!strcmp(id, "health-1"))
+            h = l;
+        else if (!strcmp(id, "fail-1"))
+            e = l;
+        else
+            a = l;
+    }
+    assert_true(a && h && e);
+    /* routed, non-streamed */
+    static const char *const order[] = {
+        "ts",          "request_id", "endpoint", "status",   "route",           "model",
+        "confidence",  "fail_open",  "stream",   "route_ms", "upstream_status", "upstream_ttfb_ms",
+        "upstream_ms", "bytes_out",  "total_ms"};
+    size_t k = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(a, key, v) { /* jansson keeps the order of the text */
+        assert_true(k < sizeof order / sizeof order[0]);
+        assert_string_equal(key, order[k++]);
+    }
+    assert_int_equal(k, sizeof order / sizeof order[0]);
+    assert_int_equal(strlen(jstr(a, "ts")), 24); /* 2025-01-01T12:00:00.000Z */
+    assert_string_equal(jstr(a, "request_id"), "a\"b\\c{}");
+    assert_string_equal(jstr(a, "endpoint"), "chat");
+    assert_int_equal(json_integer_value(json_object_get(a, "status")), 200);
+    assert_string_equal(jstr(a, "route"), "coding");
+    assert_string_equal(jstr(a, "model"), "mock/sse");
+    assert_true(json_is_real(json_object_get(a, "confidence")));
+    assert_float_equal(json_real_value(json_object_get(a, "confidence")), 0.9, 1e-6);
+    assert_true(json_is_null(json_object_get(a, "fail_open")));
+    assert_true(json_is_false(json_object_get(a, "stream")));
+    assert_true(json_is_real(json_object_get(a, "route_ms")));
+    assert_int_equal(json_integer_value(json_object_get(a, "upstream_status")), 200);
+    assert_true(json_real_value(json_object_get(a, "upstream_ttfb_ms")) >= 0);
+    assert_true(json_real_value(json_object_get(a, "upstream_ms")) >=
+                json_real_value(json_object_get(a, "upstream_ttfb_ms")));
+    assert_int_equal(json_integer_value(json_object_get(a, "bytes_out")), body_len);
+    assert_true(json_real_value(json_object_get(a, "total_ms")) >=
+                json_real_value(json_object_get(a, "upstream_ms")));
+    /* health check: no routing or upstream fields */
+    assert_string_equal(jstr(h, "endpoint"), "healthz");
+    assert_int_equal(json_integer_value(json_object_get(h, "bytes_out")), 15);
+    assert_null(json_object_get(h, "route"));
+    assert_null(json_object_get(h, "upstream_status"));
+    assert_int_equal(json_object_size(h), 6);
+    /* router error: fail-open to the request's model, streamed */
+    assert_true(json_is_null(json_object_get(e, "route")));
+    assert_true(json_is_null(json_object_get(e, "confidence")));
+    assert_string_equal(jstr(e, "fail_open"), "error");
+    assert_string_equal(jstr(e, "model"), "mock/sse");
+    assert_true(json_is_true(json_object_get(e, "stream")));
+    assert_null(json_object_get(e, "aborted"));
+    json_decref(lines);
+    char *text = ar_test_read_file(path, NULL);
+    assert_null(strstr(text, "secret code")); /* no prompt text */
+    free(text);
+    stop(&f);
+    close(fd);
+    unlink(path);
+}
+
+typedef struct bg_chat {
+    fixture *f;
+    http_res r;
+} bg_chat;
+
+static void *bg_chat_run(void *arg) {
+    bg_chat *b = arg;
+    b->r = chat(b->f, "{\"messages\":[{\"role\":\"user\",\"content\":\"write code\"}]}");
+    return NULL;
+}
+
+/* server.max_queue: 0 and the router busy with a slow decision: the next request finds the
+ * queue full and goes to its fallback at once (header, metric, access log), while the slow
+ * one still gets its decision. */
+static void test_queue_full_fail_open(void **state) {
+    (void)state;
+    char path[] = "/tmp/ar_test_access_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "%sarchrouter:\n  router:\n    timeout_ms: 20000\n  server:\n    max_queue: 0\n",
+             routes_yaml);
+    fixture f;
+    start_logged(&f, yaml, true, fd);
+    f.route_delay_ms = 1500;
+    bg_chat b = {.f = &f};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, bg_chat_run, &b), 0);
+    for (int i = 0; i < 1000 && atomic_load(&f.route_calls) == 0; i++) sleep_ms(5);
+    assert_int_equal(atomic_load(&f.route_calls), 1); /* the worker is busy with it now */
+    const char *hdrs[] = {"Content-Type: application/json", "x-request-id: queue-full-1", NULL};
+    http_res r = http_do("POST", f.port, "/v1/chat/completions",
+                         "{\"model\":\"other-one\",\"messages\":[{\"role\":\"user\","
+                         "\"content\":\"write code\"}]}",
+                         hdrs);
+    assert_int_equal(r.status, 200);
+    expect_header(&r, "x-archrouter-route", "fail-open");
+    expect_header(&r, "x-archrouter-fail-open", "queue_full");
+    expect_header(&r, "x-archrouter-model", "mock/other");
+    assert_non_null(strstr(r.body, "hello from other"));
+    http_free(&r);
+    assert_int_equal(atomic_load(&f.route_calls), 1); /* never reached the router */
+    char *m = metric_line(&f, "archrouter_fail_open_total{reason=\"queue_full\"}");
+    assert_non_null(m);
+    assert_string_equal(m, "archrouter_fail_open_total{reason=\"queue_full\"} 1");
+    free(m);
+    m = metric_line(&f, "archrouter_requests_total{endpoint=\"chat\",route=\"fail-open\"");
+    assert_non_null(m);
+    assert_non_null(strstr(m, "model=\"mock/other\",status=\"200\"} 1"));
+    free(m);
+    pthread_join(t, NULL); /* the slow one was routed all the same */
+    assert_int_equal(b.r.status, 200);
+    expect_header(&b.r, "x-archrouter-route", "coding");
+    http_free(&b.r);
+    json_t *lines = NULL; /* both chat lines (the /metrics calls are logged too) */
+    for (int tries = 0, chats = 0; chats < 2; tries++) {
+        assert_true(tries < 500);
+        if (tries) sleep_ms(10);
+        json_decref(lines);
+        lines = log_lines(path, 1);
+        chats = 0;
+        for (size_t i = 0; i < json_array_size(lines); i++)
+            chats += !strcmp(jstr(json_array_get(lines, i), "endpoint"), "chat");
+    }
+    for (size_t i = 0; i < json_array_size(lines); i++) {
+        json_t *l = json_array_get(lines, i);
+        if (strcmp(jstr(l, "endpoint"), "chat") != 0) continue;
+        bool queue_full = !strcmp(jstr(l, "request_id"), "queue-full-1");
+        if (queue_full) {
+            assert_string_equal(jstr(l, "fail_open"), "queue_full");
+            assert_string_equal(jstr(l, "model"), "mock/other");
+        } else {
+            assert_true(json_is_null(json_object_get(l, "fail_open")));
+            assert_string_equal(jstr(l, "route"), "coding");
+        }
+    }
+    json_decref(lines);
+    stop(&f);
+    close(fd);
+    unlink(path);
 }
 
 static void test_limits(void **state) {
@@ -702,11 +1029,14 @@ int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_json),
+        cmocka_unit_test(test_keepalive_sequence),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_slow_stream_first_chunk_early),
         cmocka_unit_test(test_client_abort_cancels_upstream),
         cmocka_unit_test(test_upstream_errors_pass_through),
         cmocka_unit_test(test_routing_and_fail_open),
+        cmocka_unit_test(test_access_log),
+        cmocka_unit_test(test_queue_full_fail_open),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_bad_input),
