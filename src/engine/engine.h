@@ -8,8 +8,10 @@
  *     KV cache, per layer: K [n_ctx][n_kv_heads * head_dim], then V likewise (F32 or F16)
  *     activations: x, xn [n_batch][n_embd]; q, att [n_batch][n_heads * head_dim];
  *                  k, v [n_batch][n_kv_heads * head_dim]; gate, up [n_batch][n_ff]
- *     quantized activations and their rounding errors: a row of the largest kind each
- *     per thread: AR_ROW_BLOCK weight rows as floats, attention scores [n_ctx], a head row
+ *     quantized activations and their rounding errors: a row of the largest kind each, per
+ *                  token; the lane form's rows and their GEMM layouts likewise
+ *     per thread: AR_ROW_BLOCK weight rows as floats (or packed), attention scores
+ *                 [heads per KV head][n_ctx], a head row, cache slots [n_ctx]
  */
 #ifndef AR_ENGINE_ENGINE_H
 #define AR_ENGINE_ENGINE_H
