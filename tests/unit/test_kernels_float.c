@@ -72,7 +72,8 @@ static void fill(float *x, int64_t n, double mag) {
 /* A float buffer of n + GUARD elements, one float past a 64-byte boundary (misaligned for
  * every vector width); the guard is set. Free with free_buf. */
 static float *new_buf(int64_t n) {
-    float *base = aligned_alloc(64, (size_t)(n + GUARD + 16) * sizeof(float));
+    /* aligned_alloc wants a size that is a multiple of the alignment */
+    float *base = aligned_alloc(64, ((size_t)(n + GUARD + 16) * sizeof(float) + 63) & ~(size_t)63);
     assert_non_null(base);
     float *p = base + 1;
     for (int64_t i = 0; i < n + GUARD; i++) p[i] = GUARD_VALUE;
