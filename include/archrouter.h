@@ -448,6 +448,15 @@ ar_status ar_seq_eval(ar_seq *seq, const int32_t *tokens, int32_t n, ar_logits w
 ar_status ar_seq_eval_select(ar_seq *seq, const int32_t *tokens, int32_t n, const int32_t *ids,
                              int32_t n_ids, float *out);
 
+/* As ar_seq_eval_select(), after several of the tokens: out[k * n_ids + i] = logit of ids[i]
+ * after tokens[0 .. at[k]], for the n_at (1..AR_SELECT_AT_MAX) token indices at[], which
+ * must be ascending and below n. All n tokens are appended, as by ar_seq_eval(). (A decoder
+ * that runs a guessed continuation with the prompt learns in one pass both whether the
+ * guess was right and what follows it.) The values equal those of the full computation. */
+#define AR_SELECT_AT_MAX 8
+ar_status ar_seq_eval_select_at(ar_seq *seq, const int32_t *tokens, int32_t n, const int32_t *at,
+                                int32_t n_at, const int32_t *ids, int32_t n_ids, float *out);
+
 /* Teacher forcing of several continuations in one pass: n tokens form a tree hanging off
  * the sequence's end. Token i continues parents[i] (an earlier token of the tree, or -1 for
  * the sequence's last position), sits at position n_past + depth(i) and attends to the

@@ -277,17 +277,28 @@ static ar_status check_tokens(ar_seq *s, const int32_t *tokens, int32_t n) {
 }
 
 /* n tokens in chunks of n_batch; the last chunk writes `which` logits (or the selected
- * ones). Takes the engine's evaluation lock. */
+ * ones). With `at` (n_at ascending token indices; sel must be given), each chunk writes the
+ * selected logits after those of its tokens that are in `at`, at out + k * n_sel for the
+ * k-th. Takes the engine's evaluation lock. */
 static void run_chunks(ar_seq *s, const int32_t *tokens, int32_t n, ar_logits which, float *logits,
-                       const int32_t *sel, int32_t n_sel) {
+                       const int32_t *sel, int32_t n_sel, const int32_t *at, int32_t n_at) {
     int32_t n_vocab = s->e->hp->n_vocab;
+    int32_t rows[AR_SELECT_AT_MAX];
     pthread_mutex_lock(&s->e->eval_lock);
-    for (int32_t done = 0; done < n;) {
+    for (int32_t done = 0, k = 0; done < n;) {
         int32_t c = n - done < s->p.n_batch ? n - done : s->p.n_batch;
         bool last = done + c == n;
+        if (at) { /* the selected tokens that fall in this chunk */
+            int32_t m = 0, k0 = k;
+            while (k < n_at && at[k] < done + c) rows[m++] = at[k++] - done;
+            ar_forward(s, tokens + done, c, m ? AR_LOGITS_LAST : AR_LOGITS_NONE,
+                       logits + (size_t)k0 * (size_t)n_sel, sel, n_sel, rows, m);
+            done += c;
+            continue;
+        }
         ar_logits w = which == AR_LOGITS_ALL ? AR_LOGITS_ALL : last ? which : AR_LOGITS_NONE;
         float *out = which == AR_LOGITS_ALL ? logits + (size_t)done * (size_t)n_vocab : logits;
-        ar_forward(s, tokens + done, c, w, out, last ? sel : NULL, n_sel);
+        ar_forward(s, tokens + done, c, w, out, last ? sel : NULL, n_sel, NULL, 0);
         done += c;
     }
     pthread_mutex_unlock(&s->e->eval_lock);
@@ -302,7 +313,7 @@ ar_status ar_seq_eval(ar_seq *s, const int32_t *tokens, int32_t n, ar_logits whi
         return ar_errf(&s->err, AR_ERR_INVALID_ARG, "no buffer for the logits");
     ar_status rc = check_tokens(s, tokens, n);
     if (rc != AR_OK) return rc;
-    run_chunks(s, tokens, n, which, logits, NULL, 0);
+    run_chunks(s, tokens, n, which, logits, NULL, 0, NULL, 0);
     return AR_OK;
 }
 
@@ -319,7 +330,33 @@ ar_status ar_seq_eval_select(ar_seq *s, const int32_t *tokens, int32_t n, const 
                            "selected id %" PRId32 " (%" PRId32
                            ") is outside the vocabulary of %" PRId32,
                            i, ids[i], s->e->hp->n_vocab);
-    run_chunks(s, tokens, n, AR_LOGITS_LAST, out, ids, n_ids);
+    run_chunks(s, tokens, n, AR_LOGITS_LAST, out, ids, n_ids, NULL, 0);
+    return AR_OK;
+}
+
+ar_status ar_seq_eval_select_at(ar_seq *s, const int32_t *tokens, int32_t n, const int32_t *at,
+                                int32_t n_at, const int32_t *ids, int32_t n_ids, float *out) {
+    if (!s || s->failed) return AR_ERR_INVALID_ARG;
+    if (n_ids < 1 || !ids || !out)
+        return ar_errf(&s->err, AR_ERR_INVALID_ARG, "no vocabulary ids to compute logits for");
+    if (!at || n_at < 1 || n_at > AR_SELECT_AT_MAX)
+        return ar_errf(&s->err, AR_ERR_INVALID_ARG, "%" PRId32 " positions to select at (1..%d)",
+                       n_at, AR_SELECT_AT_MAX);
+    ar_status rc = check_tokens(s, tokens, n);
+    if (rc != AR_OK) return rc;
+    for (int32_t k = 0; k < n_at; k++)
+        if (at[k] < 0 || at[k] >= n || (k > 0 && at[k] <= at[k - 1]))
+            return ar_errf(&s->err, AR_ERR_INVALID_ARG,
+                           "position %" PRId32 " (%" PRId32
+                           ") is not a token of this call after the one before",
+                           k, at[k]);
+    for (int32_t i = 0; i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= s->e->hp->n_vocab)
+            return ar_errf(&s->err, AR_ERR_INVALID_ARG,
+                           "selected id %" PRId32 " (%" PRId32
+                           ") is outside the vocabulary of %" PRId32,
+                           i, ids[i], s->e->hp->n_vocab);
+    run_chunks(s, tokens, n, AR_LOGITS_LAST, out, ids, n_ids, at, n_at);
     return AR_OK;
 }
 
@@ -343,7 +380,7 @@ ar_status ar_seq_eval_tree(ar_seq *s, const int32_t *tokens, const int32_t *pare
         s->tree_depth[i] = parents[i] < 0 ? 0 : s->tree_depth[parents[i]] + 1;
     }
     s->tree_parent = parents;
-    run_chunks(s, tokens, n, AR_LOGITS_ALL, logits, NULL, 0);
+    run_chunks(s, tokens, n, AR_LOGITS_ALL, logits, NULL, 0, NULL, 0);
     s->tree_parent = NULL;
     return AR_OK;
 }

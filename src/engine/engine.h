@@ -107,10 +107,12 @@ void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar
 
 /* Run n (<= n_batch) tokens at positions n_past.. through the model; logits as in
  * ar_seq_eval (for these n tokens). With sel (n_sel ids), only those rows of the output
- * layer are computed for the last token: logits[i] = logit of sel[i]. In a tree
+ * layer are computed for the last token: logits[i] = logit of sel[i]; or, with rows
+ * (n_rows ascending token indices, which must then be LAST), for each of those tokens:
+ * logits[k * n_sel + i] = logit of sel[i] after token rows[k]. In a tree
  * evaluation (s->tree_parent set) token t sits at position n_past + depth(t), attends to
  * the sequence and its ancestors, and n_past does not advance. Inputs already validated. */
 void ar_forward(ar_seq *s, const int32_t *tokens, int n, ar_logits which, float *logits,
-                const int32_t *sel, int n_sel);
+                const int32_t *sel, int n_sel, const int32_t *rows, int n_rows);
 
 #endif

@@ -221,8 +221,9 @@ static void layer(ar_seq *s, int l, int n) {
     residual(s, n, s->xn, s->x);
 }
 
-/* logits[i] = row sel[i] of the output layer times the normalized last row xn. */
-static void select_logits(ar_seq *s, const int32_t *sel, int n_sel, float *logits) {
+/* logits[k * n_sel + i] = row sel[i] of the output layer times normalized row k of xn, for
+ * the m rows of xn. */
+static void select_logits(ar_seq *s, const int32_t *sel, int n_sel, int m, float *logits) {
     const ar_tensor *out = s->e->w->output;
     uint64_t row = out->n_bytes / (uint64_t)out->ne[1];
     for (int i = 0; i < n_sel; i++) {
@@ -231,12 +232,12 @@ static void select_logits(ar_seq *s, const int32_t *sel, int n_sel, float *logit
         one.n_elements = (uint64_t)out->ne[0];
         one.n_bytes = row;
         one.data = out->data + (uint64_t)sel[i] * row;
-        ar_matmul(s, &one, s->xn, 1, s->e->hp->n_embd, logits + i, 1, NULL);
+        ar_matmul(s, &one, s->xn, m, s->e->hp->n_embd, logits + i, n_sel, NULL);
     }
 }
 
 void ar_forward(ar_seq *s, const int32_t *tokens, int n, ar_logits which, float *logits,
-                const int32_t *sel, int n_sel) {
+                const int32_t *sel, int n_sel, const int32_t *rows, int n_rows) {
     const ar_engine *e = s->e;
     int64_t E = e->hp->n_embd;
     embed(s, tokens, n);
@@ -244,11 +245,18 @@ void ar_forward(ar_seq *s, const int32_t *tokens, int n, ar_logits which, float 
     if (which != AR_LOGITS_NONE) {
         /* Only the rows whose logits are wanted go through the norm and the output. */
         int first = which == AR_LOGITS_ALL ? 0 : n - 1;
-        rmsnorm(s, n - first, s->x + (size_t)first * (size_t)E, s->xn, e->out_norm);
-        if (sel)
-            select_logits(s, sel, n_sel, logits);
-        else
-            ar_matmul(s, e->w->output, s->xn, n - first, E, logits, e->hp->n_vocab, NULL);
+        if (sel && rows) { /* selected logits after several tokens: their rows, in order */
+            for (int k = 0; k < n_rows; k++)
+                rmsnorm(s, 1, s->x + (size_t)rows[k] * (size_t)E, s->xn + (size_t)k * (size_t)E,
+                        e->out_norm);
+            select_logits(s, sel, n_sel, n_rows, logits);
+        } else {
+            rmsnorm(s, n - first, s->x + (size_t)first * (size_t)E, s->xn, e->out_norm);
+            if (sel)
+                select_logits(s, sel, n_sel, 1, logits);
+            else
+                ar_matmul(s, e->w->output, s->xn, n - first, E, logits, e->hp->n_vocab, NULL);
+        }
     }
     if (!s->tree_parent) s->n_past += n;
 }

@@ -371,6 +371,21 @@ static ar_status run(ar_router *r, const int32_t *tokens, int32_t n, const int32
     return AR_OK;
 }
 
+/* As run(), with the logits of `sel` after each of the tokens at[0..n_at) (ascending) into
+ * out[k * n_sel + i]. */
+static ar_status run_at(ar_router *r, const int32_t *tokens, int32_t n, const int32_t *at,
+                        int32_t n_at, const int32_t *sel, int32_t n_sel, float *out) {
+    if (r->n_work + n > r->p.n_ctx)
+        return ar_errf(&r->err, AR_ERR_LIMIT,
+                       "the prompt and answer need %d positions; the router holds %d (n_ctx)",
+                       (int)(r->n_work + n), (int)r->p.n_ctx);
+    ar_status st = ar_seq_eval_select_at(r->work, tokens, n, at, n_at, sel, n_sel, out);
+    if (st != AR_OK) return ar_errf(&r->err, st, "evaluation failed: %s", ar_seq_errmsg(r->work));
+    memcpy(r->work_ids + r->n_work, tokens, (size_t)n * sizeof *tokens);
+    r->n_work += n;
+    return AR_OK;
+}
+
 static double log_sum_exp(const float *x, int32_t n) {
     float m = x[0];
     for (int32_t i = 1; i < n; i++)
@@ -473,14 +488,32 @@ typedef struct decision {
     int32_t steps;
 } decision;
 
+/* The double-quoted child of node v, or -1. */
+static int32_t double_quoted_child(const ar_trie *t, int32_t v) {
+    for (int32_t c = t->nodes[v].first_child; c >= 0; c = t->nodes[c].next_sibling)
+        if (t->nodes[c].double_quoted) return c;
+    return -1;
+}
+
 /* The constrained greedy walk from the root. pending[0..n_pending) are the tokens not yet
  * run (the prompt's uncached part); when full_first, the prompt has already run with full
- * logits in r->logits. */
+ * logits in r->logits.
+ *
+ * The first choice (the answer's first token, after the prompt) is almost always the
+ * double-quote form the model was trained on, and its next tokens are forced up to the
+ * route name. So that run takes the guess along: the prompt, the guessed token and its
+ * forced successors in one pass, with the logits after the prompt (the choice) and after
+ * the guess's last token (the next choice). A right guess saves a whole pass over the
+ * weights; a wrong one is cut off the sequence again (ar_seq_truncate) and the walk goes on
+ * from the choice's logits. Every logit is the one a pass of its own gives (the engine's
+ * results do not depend on batching), so the decision is the same either way. */
 static ar_status decode(ar_router *r, int32_t *pending, int32_t n_pending, bool full_first,
                         decision *d, double *prefill_ms, double *decode_ms) {
     const ar_trie *t = &r->trie;
-    int32_t *ids = malloc(MAX_CHILDREN * 2 * sizeof *ids), *nodes = ids + MAX_CHILDREN;
-    float *lg = malloc(MAX_CHILDREN * sizeof *lg);
+    int32_t *ids = malloc(MAX_CHILDREN * 5 * sizeof *ids), *nodes = ids + MAX_CHILDREN;
+    int32_t *sel = nodes + MAX_CHILDREN;          /* the choice's ids, then the next choice's */
+    int32_t *next_nodes = sel + 2 * MAX_CHILDREN; /* (unused: the walk finds them again) */
+    float *lg = malloc(MAX_CHILDREN * 5 * sizeof *lg), *out = lg + MAX_CHILDREN;
     if (!ids || !lg) {
         free(ids);
         free(lg);
@@ -502,9 +535,32 @@ static ar_status decode(ar_router *r, int32_t *pending, int32_t n_pending, bool 
             for (int32_t i = 0; i < nc; i++) lg[i] = r->logits[ids[i]];
             have = true;
         }
+        /* the guess: the double-quoted child, its forced successors, the node after them */
+        int32_t guess = !have && evals == 0 && n_pending > 0 ? double_quoted_child(t, v) : -1;
+        int32_t n_guess = 0;
+        int32_t after = guess, n_next = 0;
+        if (guess >= 0) {
+            pending[n_pending + n_guess++] = t->nodes[guess].token;
+            while (t->nodes[after].answer == AR_TRIE_MIXED) {
+                int32_t c = t->nodes[after].first_child;
+                if (c < 0 || t->nodes[c].next_sibling >= 0) break;
+                pending[n_pending + n_guess++] = t->nodes[c].token;
+                after = c;
+            }
+            if (t->nodes[after].answer == AR_TRIE_MIXED)
+                n_next = children(t, after, sel + nc, next_nodes, MAX_CHILDREN);
+        }
         if (!have) {
             double t0 = ar_clock_ms();
-            st = run(r, pending, n_pending, ids, nc, lg);
+            if (guess >= 0) {
+                int32_t at[2] = {n_pending - 1, n_pending + n_guess - 1};
+                memcpy(sel, ids, (size_t)nc * sizeof *ids);
+                st = run_at(r, pending, n_pending + n_guess, at, n_next ? 2 : 1, sel, nc + n_next,
+                            out);
+                for (int32_t i = 0; st == AR_OK && i < nc; i++) lg[i] = out[i];
+            } else {
+                st = run(r, pending, n_pending, ids, nc, lg);
+            }
             if (st != AR_OK) break;
             *(evals == 0 ? prefill_ms : decode_ms) += ar_clock_ms() - t0;
             if (evals++ > 0) d->steps++;
@@ -516,9 +572,19 @@ static ar_status decode(ar_router *r, int32_t *pending, int32_t n_pending, bool 
         double z = 0;
         for (int32_t i = 0; i < nc; i++) z += exp((double)lg[i] - lg[best]);
         d->branch_prob = (float)(1.0 / z);
+        have = false;
+        if (guess >= 0 && nodes[best] == guess) { /* the guess ran: go on after it */
+            v = after;
+            for (int32_t i = 0; i < n_next; i++) lg[i] = out[(nc + n_next) + nc + i];
+            have = n_next > 0;
+            continue;
+        }
+        if (guess >= 0) { /* a wrong guess: cut it off again */
+            ar_seq_truncate(r->work, r->n_work - n_guess);
+            r->n_work -= n_guess;
+        }
         v = nodes[best];
         pending[n_pending++] = ids[best];
-        have = false;
     }
     d->answer = t->nodes[v].answer;
     free(ids);

@@ -269,6 +269,32 @@ void golden_check_tree_and_select(ar_engine *e, const int32_t *ids, int n_prefix
     assert_int_equal(ar_seq_eval(s, tokens + 3, 2, AR_LOGITS_LAST, one), AR_OK);
     assert_int_equal(ar_seq_eval_select(path, tokens + 3, 2, sel, 5, got), AR_OK);
     for (int i = 0; i < 5; i++) assert_memory_equal(&got[i], &one[sel[i]], sizeof(float));
+    /* Selected logits after several tokens of one call equal those of calls that end there;
+     * cutting the call's tail off again (a wrong guess) and going on equals never having
+     * run it. */
+    {
+        int32_t base = ar_seq_n_past(path), at[2] = {1, 4};
+        float many[10], a[5], b[5];
+        assert_int_equal(ar_seq_copy(s, path, base), AR_OK);
+        assert_int_equal(ar_seq_eval_select_at(path, tokens, 5, at, 2, sel, 5, many), AR_OK);
+        assert_int_equal(ar_seq_n_past(path), base + 5);
+        assert_int_equal(ar_seq_eval_select(s, tokens, 2, sel, 5, a), AR_OK);
+        assert_memory_equal(many, a, sizeof a);
+        assert_int_equal(ar_seq_eval_select(s, tokens + 2, 3, sel, 5, b), AR_OK);
+        assert_memory_equal(many + 5, b, sizeof b);
+        assert_int_equal(ar_seq_truncate(path, base + 2), AR_OK);
+        assert_int_equal(ar_seq_truncate(s, base + 2), AR_OK);
+        assert_int_equal(ar_seq_eval_select(path, tokens + 6, 1, sel, 5, a), AR_OK);
+        assert_int_equal(ar_seq_eval_select(s, tokens + 6, 1, sel, 5, b), AR_OK);
+        assert_memory_equal(a, b, sizeof a);
+        int32_t unordered[2] = {3, 3}, outside[1] = {5};
+        assert_int_equal(ar_seq_eval_select_at(path, tokens, 5, unordered, 2, sel, 5, many),
+                         AR_ERR_INVALID_ARG);
+        assert_int_equal(ar_seq_eval_select_at(path, tokens, 5, outside, 1, sel, 5, many),
+                         AR_ERR_INVALID_ARG);
+        assert_int_equal(ar_seq_eval_select_at(path, tokens, 5, at, 0, sel, 5, many),
+                         AR_ERR_INVALID_ARG);
+    }
     /* Bad trees and selections are refused. */
     int32_t bad_parent[] = {-1, 1};
     assert_int_equal(ar_seq_eval_tree(s, tokens, bad_parent, 2, tree), AR_ERR_INVALID_ARG);

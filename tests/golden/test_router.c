@@ -239,6 +239,10 @@ static void check_constrained(env *v, const ar_route *routes, int n_routes, cons
             int32_t t = ans[alive[i]][pos];
             if (best < 0 || lg[t] > lg[best]) best = t;
         }
+        if (pos == 0) /* the router runs the double-quote form along with the prompt */
+            printf("  constrained: first answer token %s\n",
+                   best == ans[0][0] ? "double-quoted (the guess)"
+                                     : "not double-quoted (the guess is cut off)");
         int32_t g = argmax(lg, nv);
         bool allowed = false;
         for (int i = 0; i < n_alive; i++) allowed |= ans[alive[i]][pos] == g;
@@ -257,6 +261,13 @@ static void check_constrained(env *v, const ar_route *routes, int n_routes, cons
     printf("  constrained: '%s' after %d positions (%d where greedy was allowed), %d decode "
            "steps\n",
            res.answer, greedy_steps, agree, res.decode_steps);
+    /* Again on the same router: the working sequence holds this prompt (and whatever the
+     * walk left after it, a cut-off guess included): the same decision, bit for bit. */
+    ar_route_result again;
+    assert_int_equal(ar_router_route(r, m, n_m, &again), AR_OK);
+    assert_string_equal(again.answer, res.answer);
+    assert_memory_equal(&again.probability, &res.probability, sizeof(float));
+    ar_route_result_clear(&again);
     ar_seq_free(s);
     free(lg);
     free(ids);
@@ -278,6 +289,14 @@ static void test_constrained_decoding(void **state) {
         {"café ☃", "unicode in the name", NULL}, {" leading space", "a space first", NULL}};
     ar_message m[] = {{"user", "please review my pull request"}};
     check_constrained(&v, odd, 6, m, 1);
+    /* More conversations: first choices of both quote forms exercise the guess both ways. */
+    static const char *const more[] = {"book me a flight to Lisbon", "what is 17 * 23?",
+                                       "fix this segfault in my C code", "hi", "'quoted' text"};
+    for (int i = 0; i < 5; i++) {
+        ar_message one = {"user", more[i]};
+        check_constrained(&v, v.routes, v.n_routes, &one, 1);
+        check_constrained(&v, odd, 6, &one, 1);
+    }
     close_env(&v);
 }
 
