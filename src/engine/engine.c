@@ -317,19 +317,25 @@ ar_status ar_seq_eval(ar_seq *s, const int32_t *tokens, int32_t n, ar_logits whi
     return AR_OK;
 }
 
-ar_status ar_seq_eval_select(ar_seq *s, const int32_t *tokens, int32_t n, const int32_t *ids,
-                             int32_t n_ids, float *out) {
-    if (!s || s->failed) return AR_ERR_INVALID_ARG;
+/* The vocabulary ids whose logits ar_seq_eval_select* compute, and their buffer. */
+static ar_status check_ids(ar_seq *s, const int32_t *ids, int32_t n_ids, const float *out) {
     if (n_ids < 1 || !ids || !out)
         return ar_errf(&s->err, AR_ERR_INVALID_ARG, "no vocabulary ids to compute logits for");
-    ar_status rc = check_tokens(s, tokens, n);
-    if (rc != AR_OK) return rc;
     for (int32_t i = 0; i < n_ids; i++)
         if (ids[i] < 0 || ids[i] >= s->e->hp->n_vocab)
             return ar_errf(&s->err, AR_ERR_INVALID_ARG,
                            "selected id %" PRId32 " (%" PRId32
                            ") is outside the vocabulary of %" PRId32,
                            i, ids[i], s->e->hp->n_vocab);
+    return AR_OK;
+}
+
+ar_status ar_seq_eval_select(ar_seq *s, const int32_t *tokens, int32_t n, const int32_t *ids,
+                             int32_t n_ids, float *out) {
+    if (!s || s->failed) return AR_ERR_INVALID_ARG;
+    ar_status rc = check_tokens(s, tokens, n);
+    if (rc != AR_OK) return rc;
+    if ((rc = check_ids(s, ids, n_ids, out)) != AR_OK) return rc;
     run_chunks(s, tokens, n, AR_LOGITS_LAST, out, ids, n_ids, NULL, 0);
     return AR_OK;
 }
@@ -337,8 +343,6 @@ ar_status ar_seq_eval_select(ar_seq *s, const int32_t *tokens, int32_t n, const 
 ar_status ar_seq_eval_select_at(ar_seq *s, const int32_t *tokens, int32_t n, const int32_t *at,
                                 int32_t n_at, const int32_t *ids, int32_t n_ids, float *out) {
     if (!s || s->failed) return AR_ERR_INVALID_ARG;
-    if (n_ids < 1 || !ids || !out)
-        return ar_errf(&s->err, AR_ERR_INVALID_ARG, "no vocabulary ids to compute logits for");
     if (!at || n_at < 1 || n_at > AR_SELECT_AT_MAX)
         return ar_errf(&s->err, AR_ERR_INVALID_ARG, "%" PRId32 " positions to select at (1..%d)",
                        n_at, AR_SELECT_AT_MAX);
@@ -350,12 +354,7 @@ ar_status ar_seq_eval_select_at(ar_seq *s, const int32_t *tokens, int32_t n, con
                            "position %" PRId32 " (%" PRId32
                            ") is not a token of this call after the one before",
                            k, at[k]);
-    for (int32_t i = 0; i < n_ids; i++)
-        if (ids[i] < 0 || ids[i] >= s->e->hp->n_vocab)
-            return ar_errf(&s->err, AR_ERR_INVALID_ARG,
-                           "selected id %" PRId32 " (%" PRId32
-                           ") is outside the vocabulary of %" PRId32,
-                           i, ids[i], s->e->hp->n_vocab);
+    if ((rc = check_ids(s, ids, n_ids, out)) != AR_OK) return rc;
     run_chunks(s, tokens, n, AR_LOGITS_LAST, out, ids, n_ids, at, n_at);
     return AR_OK;
 }

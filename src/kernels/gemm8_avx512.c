@@ -30,6 +30,7 @@
  */
 #include "kernels/kernels.h"
 
+#include "kernels/q8_avx512.h"
 #include "kernels/qk_simd.h"
 #include "kernels/quant.h"
 
@@ -45,46 +46,16 @@ INLINE __m512i load512(const void *p) {
 
 /* --- Activations ----------------------------------------------------------------------------- */
 
-/* roundf() of 16 floats of magnitude below 2^23: halfway cases away from zero. */
-INLINE __m512i round_away(__m512 v) {
-    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __mmask16 up =
-        _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m512i sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN));
-    const __m512 one = _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_set1_epi32(0x3f800000)));
-    return _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, one));
-}
-
 static void quantize_a8(const float *x, void *vy, int64_t n) {
     ar_block_a8 *y = vy;
-    const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
     for (int64_t ib = 0; ib < n / QK_K; ib++, x += QK_K) {
         ar_block_a8 *b = &y[ib];
         int32_t sum16[16];
         for (int j = 0; j < 8; j++) {
-            const __m512 v0 = _mm512_loadu_ps(x + 32 * j), v1 = _mm512_loadu_ps(x + 32 * j + 16);
-            /* |x| as integers orders like the floats, with inf and NaN above all finite */
-            const int32_t amax_bits = _mm512_reduce_max_epi32(
-                _mm512_max_epi32(_mm512_and_si512(_mm512_castps_si512(v0), abs_mask),
-                                 _mm512_and_si512(_mm512_castps_si512(v1), abs_mask)));
-            float amax, d;
-            memcpy(&amax, &amax_bits, sizeof amax);
-            __m512i q0 = _mm512_setzero_si512(), q1 = q0;
-            if (amax_bits >= 0x7f800000) {
-                d = NAN;
-            } else {
-                d = amax / 127.0f;
-                if (d < FLT_MIN) {
-                    d = 0.0f;
-                } else {
-                    const __m512 id = _mm512_set1_ps(1.0f / d);
-                    q0 = round_away(_mm512_mul_ps(v0, id));
-                    q1 = round_away(_mm512_mul_ps(v1, id));
-                }
-            }
+            __m512i q0, q1;
+            b->d[j] = ar_quantize32_512(x + 32 * j, &q0, &q1);
             _mm_storeu_si128((__m128i *)(void *)(b->qs + 32 * j), _mm512_cvtepi32_epi8(q0));
             _mm_storeu_si128((__m128i *)(void *)(b->qs + 32 * j + 16), _mm512_cvtepi32_epi8(q1));
-            b->d[j] = d;
             sum16[2 * j] = _mm512_reduce_add_epi32(q0);
             sum16[2 * j + 1] = _mm512_reduce_add_epi32(q1);
         }

@@ -52,27 +52,10 @@ static void quantize_a8(const float *x, void *vy, int64_t n) {
         ar_block_a8 *b = &y[ib];
         int sum16[16];
         for (int j = 0; j < 8; j++) {
-            const float *xj = x + 32 * j;
-            int8_t *qs = b->qs + 32 * j;
-            float amax = 0.0f;
-            int finite = 1;
-            for (int i = 0; i < 32; i++) {
-                if (!isfinite(xj[i]))
-                    finite = 0;
-                else if (fabsf(xj[i]) > amax)
-                    amax = fabsf(xj[i]);
-            }
-            memset(qs, 0, 32);
-            float d = finite ? amax / 127.0f : NAN;
-            if (finite && d < FLT_MIN) d = 0.0f;
-            if (finite && d != 0.0f) {
-                const float id = 1.0f / d;
-                for (int i = 0; i < 32; i++) qs[i] = (int8_t)roundf(xj[i] * id);
-            }
-            b->d[j] = d;
+            b->d[j] = ar_quantize32(x + 32 * j, b->qs + 32 * j);
             for (int h = 0; h < 2; h++) {
                 sum16[2 * j + h] = 0;
-                for (int i = 0; i < 16; i++) sum16[2 * j + h] += qs[16 * h + i];
+                for (int i = 0; i < 16; i++) sum16[2 * j + h] += b->qs[32 * j + 16 * h + i];
             }
         }
         for (int j = 0; j < 8; j++) b->s32[j] = b->d[j] * (float)(sum16[2 * j] + sum16[2 * j + 1]);
@@ -219,15 +202,21 @@ static int chunk_pos(int c, int lane, int i) {
     return 64 * c + 4 * lane + i;
 }
 
+/* The bytes of a group's lanes (lanes[L][0 .. len)) in chunk layout. */
+static void to_chunks(int len, const void *lanes, uint8_t out[512]) {
+    const uint8_t(*b)[32] = lanes;
+    for (int c = 0; c < len / 4; c++)
+        for (int lane = 0; lane < 16; lane++)
+            for (int i = 0; i < 4; i++) out[chunk_pos(c, lane, i)] = b[lane][4 * c + i];
+}
+
 static void pack8(int len, int64_t n, const uint8_t *w, size_t block_bytes, natural_fn unpack,
                   ar_block_w8 *out) {
     for (int64_t g = 0; g < ar_lane_groups(n, len); g++, out++) {
         group gr;
         make_group(len, n, g, w, block_bytes, unpack, NULL, &gr);
         memset(out, 0, sizeof *out);
-        for (int c = 0; c < len / 4; c++)
-            for (int lane = 0; lane < 16; lane++)
-                for (int i = 0; i < 4; i++) out->u[chunk_pos(c, lane, i)] = gr.u[lane][4 * c + i];
+        to_chunks(len, gr.u, out->u);
         memcpy(out->scale, gr.scale, sizeof gr.scale);
         memcpy(out->min, gr.min, sizeof gr.min);
     }
@@ -250,9 +239,7 @@ static void pack8x(int64_t n, const ar_block_a8 *x, int len, ar_block_x8 *out) {
         group gr;
         make_group(len, n, g, NULL, 0, NULL, x, &gr);
         memset(out, 0, sizeof *out);
-        for (int c = 0; c < len / 4; c++)
-            for (int lane = 0; lane < 16; lane++)
-                for (int i = 0; i < 4; i++) out->qs[chunk_pos(c, lane, i)] = gr.q[lane][4 * c + i];
+        to_chunks(len, gr.q, (uint8_t *)out->qs);
         memcpy(out->dx, gr.dx, sizeof gr.dx);
         memcpy(out->xs, gr.xs, sizeof gr.xs);
     }

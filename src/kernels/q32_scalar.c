@@ -51,31 +51,10 @@ static void quantize_q8a(const float *x, void *vy, int64_t n) {
     ar_block_q8a *y = vy;
     for (int64_t ib = 0; ib < n / AR_QK8A; ib++, x += AR_QK8A) {
         ar_block_q8a *b = &y[ib];
-        float amax = 0.0f;
-        int finite = 1;
-        for (int i = 0; i < AR_QK8A; i++) {
-            if (!isfinite(x[i]))
-                finite = 0;
-            else if (fabsf(x[i]) > amax)
-                amax = fabsf(x[i]);
-        }
-        memset(b->qs, 0, sizeof b->qs);
-        if (!finite) {
-            b->d = b->s = NAN;
-            continue;
-        }
-        const float d = amax / 127.0f;
-        if (d < FLT_MIN) {
-            b->d = b->s = 0.0f;
-            continue;
-        }
-        const float id = 1.0f / d;
+        const float d = ar_quantize32(x, b->qs);
         int sum = 0;
-        for (int i = 0; i < AR_QK8A; i++) {
-            b->qs[i] = (int8_t)roundf(x[i] * id);
-            sum += b->qs[i];
-        }
-        b->d = d;
+        for (int i = 0; i < AR_QK8A; i++) sum += b->qs[i];
+        b->d = d; /* NaN or 0 in the special cases, and then s too (qs is all zero) */
         b->s = d * (float)sum;
     }
 }

@@ -69,7 +69,10 @@
 #ifndef AR_KERNELS_QUANT_H
 #define AR_KERNELS_QUANT_H
 
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the block structs mirror little-endian file bytes; big-endian hosts are unsupported"
@@ -156,6 +159,28 @@ typedef struct block_q6_K {
     uint16_t d;               /* super-scale, f16 */
 } block_q6_K;
 _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K size");
+
+/* The 8-bit rounding of 32 activations (the reference of every tier's quantizers: Q8A and
+ * the lane form's A8): returns d = amax / 127 and sets qs = roundf(x / d) (as x * (1 / d));
+ * a block with inf or NaN gives d = NaN and qs = 0, one whose d would be below FLT_MIN
+ * gives d = 0 and qs = 0. */
+static inline float ar_quantize32(const float *x, int8_t qs[32]) {
+    float amax = 0.0f;
+    int finite = 1;
+    for (int i = 0; i < 32; i++) {
+        if (!isfinite(x[i]))
+            finite = 0;
+        else if (fabsf(x[i]) > amax)
+            amax = fabsf(x[i]);
+    }
+    memset(qs, 0, 32);
+    if (!finite) return NAN;
+    const float d = amax / 127.0f;
+    if (d < FLT_MIN) return 0.0f;
+    const float id = 1.0f / d;
+    for (int i = 0; i < 32; i++) qs[i] = (int8_t)roundf(x[i] * id);
+    return d;
+}
 
 /* The 8 six-bit scales and mins of Q4_K/Q5_K (block_q4_K.scales). */
 static inline void ar_unpack_scales_k4(const uint8_t packed[12], int sc[8], int mn[8]) {

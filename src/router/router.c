@@ -355,35 +355,27 @@ static int32_t reuse_prefix(ar_router *r, const int32_t *ids, int32_t n) {
     return common;
 }
 
-/* Run tokens in the working sequence; logits of `sel` (n_sel ids) into out, or the full
- * vector into r->logits when sel is NULL. */
-static ar_status run(ar_router *r, const int32_t *tokens, int32_t n, const int32_t *sel,
-                     int32_t n_sel, float *out) {
-    if (r->n_work + n > r->p.n_ctx)
-        return ar_errf(&r->err, AR_ERR_LIMIT,
-                       "the prompt and answer need %d positions; the router holds %d (n_ctx)",
-                       (int)(r->n_work + n), (int)r->p.n_ctx);
-    ar_status st = sel ? ar_seq_eval_select(r->work, tokens, n, sel, n_sel, out)
-                       : ar_seq_eval(r->work, tokens, n, AR_LOGITS_LAST, r->logits);
-    if (st != AR_OK) return ar_errf(&r->err, st, "evaluation failed: %s", ar_seq_errmsg(r->work));
-    memcpy(r->work_ids + r->n_work, tokens, (size_t)n * sizeof *tokens);
-    r->n_work += n;
-    return AR_OK;
-}
-
-/* As run(), with the logits of `sel` after each of the tokens at[0..n_at) (ascending) into
- * out[k * n_sel + i]. */
+/* Run tokens in the working sequence: with `at` (n_at ascending token indices), the logits
+ * of `sel` (n_sel ids) after each of those tokens into out[k * n_sel + i]; without, those
+ * after the last token into out, or the full vector into r->logits when sel is NULL. */
 static ar_status run_at(ar_router *r, const int32_t *tokens, int32_t n, const int32_t *at,
                         int32_t n_at, const int32_t *sel, int32_t n_sel, float *out) {
     if (r->n_work + n > r->p.n_ctx)
         return ar_errf(&r->err, AR_ERR_LIMIT,
                        "the prompt and answer need %d positions; the router holds %d (n_ctx)",
                        (int)(r->n_work + n), (int)r->p.n_ctx);
-    ar_status st = ar_seq_eval_select_at(r->work, tokens, n, at, n_at, sel, n_sel, out);
+    ar_status st = at    ? ar_seq_eval_select_at(r->work, tokens, n, at, n_at, sel, n_sel, out)
+                   : sel ? ar_seq_eval_select(r->work, tokens, n, sel, n_sel, out)
+                         : ar_seq_eval(r->work, tokens, n, AR_LOGITS_LAST, r->logits);
     if (st != AR_OK) return ar_errf(&r->err, st, "evaluation failed: %s", ar_seq_errmsg(r->work));
     memcpy(r->work_ids + r->n_work, tokens, (size_t)n * sizeof *tokens);
     r->n_work += n;
     return AR_OK;
+}
+
+static ar_status run(ar_router *r, const int32_t *tokens, int32_t n, const int32_t *sel,
+                     int32_t n_sel, float *out) {
+    return run_at(r, tokens, n, NULL, 0, sel, n_sel, out);
 }
 
 static double log_sum_exp(const float *x, int32_t n) {
