@@ -380,6 +380,12 @@ typedef struct ar_engine_params {
     int32_t cpu;            /* kernel tier: -1 best available (default), 0 scalar, 1 AVX2,
                                2 AVX-512; a tier the CPU lacks gives AR_ERR_UNSUPPORTED */
     ar_precision precision; /* default AR_PRECISION_ACCURATE */
+    /* Multiply the model's weights where they are (its file mapping) instead of copying the
+     * weight matrices into the engine's memory in 2 MB pages (default false: copied when the
+     * system has transparent huge pages; the file's pages are given back, so the copy costs
+     * load time, not memory). F16 and BF16 matrices in the fast precision are always
+     * repacked (into 16-bit lanes, 6% larger than float16). */
+    bool in_place;
 } ar_engine_params;
 
 ar_engine_params ar_engine_default_params(void);

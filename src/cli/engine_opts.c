@@ -1,7 +1,7 @@
 /*
  * engine_opts.c - what the commands that run the model share: the engine options
- * (--threads, --precision, --cpu, --ctx, --batch, --kv) and opening a model with its engine
- * and tokenizer.
+ * (--threads, --precision, --cpu, --ctx, --batch, --kv, --weights) and opening a model with its
+ * engine and tokenizer.
  */
 #include "cli.h"
 
@@ -17,7 +17,10 @@ const char ar_cli_engine_help[] =
     "  --cpu T            kernels: auto (default), scalar, avx2, avx512\n"
     "  --ctx N            context positions of the sequence (default 4096)\n"
     "  --batch N          tokens per forward chunk (default 256)\n"
-    "  --kv T             KV cache storage: f32 (default) or f16\n";
+    "  --kv T             KV cache storage: f32 (default) or f16\n"
+    "  --weights W        copy (default: weight matrices copied into 2 MB pages,\n"
+    "                     faster; the file's pages are given back) or mapped (used\n"
+    "                     in place from the file mapping)\n";
 
 void ar_cli_engine_opts_init(ar_cli_engine_opts *o) {
     o->ep = ar_engine_default_params();
@@ -40,10 +43,10 @@ static int pick(const char *v, const char *const *names, int n) {
 }
 
 int ar_cli_engine_option(const char *cmd, int argc, char **argv, int *i, ar_cli_engine_opts *o) {
-    static const char *const opts[] = {"--threads", "--precision", "--cpu",
-                                       "--ctx",     "--batch",     "--kv"};
+    static const char *const opts[] = {"--threads", "--precision", "--cpu",    "--ctx",
+                                       "--batch",   "--kv",        "--weights"};
     const char *a = argv[*i];
-    int which = pick(a, opts, 6);
+    int which = pick(a, opts, 7);
     if (which < 0) return 0;
     if (*i + 1 >= argc) {
         ar_cli_usage_error(cmd, "%s needs a value", a);
@@ -53,6 +56,7 @@ int ar_cli_engine_option(const char *cmd, int argc, char **argv, int *i, ar_cli_
     static const char *const precisions[] = {"accurate", "fast", "float32"};
     static const char *const cpus[] = {"scalar", "avx2", "avx512"};
     static const char *const kvs[] = {"f32", "f16"};
+    static const char *const weights[] = {"copy", "mapped"};
     bool ok = true;
     int k;
     switch (which) {
@@ -71,6 +75,10 @@ int ar_cli_engine_option(const char *cmd, int argc, char **argv, int *i, ar_cli_
     case 5:
         ok = (k = pick(v, kvs, 2)) >= 0;
         if (ok) o->sp.kv_type = (ar_kv_type)k;
+        break;
+    case 6:
+        ok = (k = pick(v, weights, 2)) >= 0;
+        if (ok) o->ep.in_place = k == 1;
         break;
     }
     if (!ok) {

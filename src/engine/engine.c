@@ -122,6 +122,8 @@ ar_status ar_engine_new(const ar_model *model, const ar_engine_params *params, a
     size_activations(e);
     rc = prepare_vectors(e);
     if (rc != AR_OK) return rc;
+    rc = ar_engine_own_weights(e);
+    if (rc != AR_OK) return rc;
     e->failed = false;
     return AR_OK;
 }
@@ -133,6 +135,7 @@ void ar_engine_free(ar_engine *e) {
     free(e->vec_pool);
     free(e->layers);
     free(e->rope_inv_freq);
+    ar_engine_free_own_weights(e);
     free(e);
 }
 
@@ -171,6 +174,8 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     s->xq_8 = aligned_alloc(64, (b * e->max_act_row + 63) & ~(size_t)63);
     for (int i = 0; i < 2; i++)
         s->xq_8x[i] = aligned_alloc(64, (b * e->max_act_row + 63) & ~(size_t)63);
+    size_t l16_row = (size_t)ar_lane_groups((int64_t)e->max_k, 32) * sizeof(ar_block_xl16);
+    if (e->n_lanes) s->xq_l16 = aligned_alloc(64, b * l16_row);
     /* per thread: AR_ROW_BLOCK weight rows as floats (or, on the k-quants' GEMM path,
      * packed: AR_ROW_BLOCK * max_k / 256 blocks of 640 bytes, 2.5 bytes an element, plus up
      * to 63 bytes to align them: 12 * max_k bytes to spare), attention scores (a row per
@@ -183,7 +188,8 @@ static ar_status alloc_seq_buffers(ar_seq *s) {
     /* tree evaluation: depths, then each thread's ancestor chain */
     s->tree_depth = malloc((size_t)(e->params.n_threads + 1) * b * sizeof(int32_t));
     if (!s->kv || !act || !s->xq_a || !s->xq_k || !s->xq_16 || !s->xq_16a || !s->xq_8 ||
-        !s->xq_8x[0] || !s->xq_8x[1] || !s->scratch || !s->tree_depth) {
+        !s->xq_8x[0] || !s->xq_8x[1] || (e->n_lanes && !s->xq_l16) || !s->scratch ||
+        !s->tree_depth) {
         free(act);
         return ar_errf(&s->err, AR_ERR_NOMEM,
                        "out of memory for a sequence of %d positions (KV cache %.1f MiB)",
@@ -241,6 +247,7 @@ void ar_seq_free(ar_seq *s) {
     free(s->xq_8);
     free(s->xq_8x[0]);
     free(s->xq_8x[1]);
+    free(s->xq_l16);
     free(s->scratch);
     free(s->tree_depth);
     free(s);

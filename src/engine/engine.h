@@ -46,6 +46,17 @@ struct ar_engine {
     const float *out_norm;
     float *rope_inv_freq; /* head_dim / 2 inverse frequencies */
 
+    /* The engine's copy of the weight matrices (weights.c): when it made one, w points at
+     * own_w, a copy of the model's table whose matrices are the tensors in own_tensors
+     * (in 2 MB pages at own_data: own_len bytes mapped, own_bytes used), n_lanes of them
+     * repacked into 16-bit lanes (AR_TYPE_L16). */
+    ar_qwen2_weights own_w;
+    ar_qwen2_layer *own_layers;
+    ar_tensor *own_tensors;
+    uint8_t *own_data;
+    size_t own_len, own_bytes;
+    int n_lanes;
+
     size_t max_k;       /* longest activation row of any product: max(n_embd, n_ff, q dim) */
     size_t max_act_row; /* bytes of the largest quantized activation row */
 };
@@ -69,6 +80,8 @@ struct ar_seq {
     /* the fast precision's lane form: ar_block_a8 rows, and their GEMM layouts (ar_block_x8)
      * for 32- and 16-element lanes */
     uint8_t *xq_8, *xq_8x[2];
+    /* 16-bit lane activations (ar_block_xl16 groups; only when the engine packed weights) */
+    uint8_t *xq_l16;
     float *scratch; /* per-thread scratch, scratch_stride floats each */
     size_t scratch_stride;
 
@@ -78,6 +91,12 @@ struct ar_seq {
     const int32_t *tree_parent;
     int32_t *tree_depth, *tree_chain;
 };
+
+/* Copy the weight matrices into the engine's memory in 2 MB pages (unless params.in_place or
+ * the system has no transparent huge pages), the F16/BF16 ones into 16-bit lanes in the fast
+ * precision (weights.c). AR_OK with nothing done when nothing is to be copied. */
+ar_status ar_engine_own_weights(ar_engine *e);
+void ar_engine_free_own_weights(ar_engine *e);
 
 /* Weight rows a matmul thread takes at a time (engine.c sizes the scratch for them). */
 #define AR_ROW_BLOCK 8

@@ -29,6 +29,8 @@
  */
 #include "engine/engine.h"
 
+#include <stdatomic.h>
+
 #define TOKEN_TILE     32
 /* Weight rows per block in the tiled path: two tiles of AR_MN_W rows. */
 #define TILE_ROW_BLOCK (2 * AR_MN_W)
@@ -47,14 +49,21 @@ typedef struct mm_job {
     int tile;    /* tokens per tile: TOKEN_TILE, or all when every output takes a GEMM (its
                     rows are then packed once; the GEMM kernels block for the caches) */
     /* Quantized activations per format (index ar_act), NULL when no matrix needs it. */
-    uint8_t *xq[6];
-    size_t xq_row[6];
+    uint8_t *xq[7];
+    size_t xq_row[7];
     /* The lane form's GEMM layout (ar_block_x8 rows), when a tile of more than AR_MAX_NR
      * tokens takes gemm8; NULL when no output needs it. */
     uint8_t *x8[2]; /* [0]: 32-element lanes, [1]: 16-element ones */
     size_t x8_row[2];
     float *scratch;
     size_t scratch_stride;
+    /* Prefill (one tile of more than AR_MAX_NR tokens): threads take row blocks in turn from
+     * `next` (blocks of output o end at block_end[o]) instead of an even share of the rows,
+     * since the outputs of one job can differ in cost per row (Q4_K_M: Q6_K rows take about
+     * 1.4 times a Q4_K row's time), and an even share left one thread waiting 8% of prefill. */
+    bool dynamic;
+    int64_t block_end[MAX_OUTS];
+    _Atomic int64_t next;
 } mm_job;
 
 /* x - dequant(q) for one row of quantized activations (Q8A or Q8K blocks). */
@@ -80,13 +89,14 @@ static void quantize_rows(int ith, int nth, void *ctx) {
     const mm_job *j = ctx;
     const ar_kernels *k = &j->e->k;
     float *r = j->scratch + (size_t)ith * j->scratch_stride;
-    for (int act = AR_ACT_Q8A; act <= AR_ACT_A8; act++) {
+    for (int act = AR_ACT_Q8A; act <= AR_ACT_L16; act++) {
         if (!j->xq[act]) continue;
         ar_quantize_fn quantize = act == AR_ACT_Q8A    ? k->quantize_q8a
                                   : act == AR_ACT_Q8K  ? k->quantize_q8k
                                   : act == AR_ACT_Q16K ? k->quantize_q16k
                                   : act == AR_ACT_Q16A ? k->quantize_q16a
-                                                       : k->quantize_a8;
+                                  : act == AR_ACT_A8   ? k->quantize_a8
+                                                       : k->quantize_l16;
         bool paired = j->paired && (act == AR_ACT_Q8A || act == AR_ACT_Q8K);
         int per_token = paired ? 2 : 1;
         for (int t = ith; t < j->n_tok; t += nth) {
@@ -163,10 +173,19 @@ typedef struct ahead {
     size_t step;
 } ahead;
 
-static ahead ahead_of(const ar_tensor *w, size_t w_row, int64_t r0, int64_t r1, int n_tok) {
-    if (r1 > w->ne[1]) r1 = w->ne[1];
-    ahead a = {w->data + (size_t)r0 * w_row, w->data + (size_t)r1 * w_row, 0};
-    if (r0 >= r1) a.p = a.end;
+/* A block of weight rows: [r0, r1) of output o (o NULL: none). */
+typedef struct rows {
+    const ar_mm_out *o;
+    int64_t r0, r1;
+} rows;
+
+static ahead ahead_of(const rows *next, int n_tok) {
+    ahead a = {NULL, NULL, 0};
+    if (!next->o || next->r0 >= next->r1) return a;
+    const ar_tensor *w = next->o->w;
+    const size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
+    a.p = w->data + (size_t)next->r0 * w_row;
+    a.end = w->data + (size_t)next->r1 * w_row;
     int slices = (n_tok + GEMM_SLICE - 1) / GEMM_SLICE;
     a.step = ((size_t)(a.end - a.p) / (size_t)slices + 63) & ~(size_t)63;
     return a;
@@ -182,7 +201,7 @@ static void ahead_slice(ahead *a) {
  * which engine.c sizes to hold them), then multiplied with every token of the tile
  * (gemm16). Each product is bit-identical to vec_dot16 on its row and token. */
 static void block_times_tokens_gemm16(const mm_job *j, const ar_mm_out *o, int64_t r0, int64_t r1,
-                                      int t0, int t1, float *wf) {
+                                      int t0, int t1, float *wf, const rows *next_rows) {
     const ar_kernels *k = &j->e->k;
     const ar_tensor *w = o->w;
     size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
@@ -190,7 +209,7 @@ static void block_times_tokens_gemm16(const mm_job *j, const ar_mm_out *o, int64
     ar_block_w16 *packed = (ar_block_w16 *)(((uintptr_t)wf + 63) & ~(uintptr_t)63);
     for (int64_t r = r0; r < r1; r++)
         k->pack16[w->type](j->K, w->data + (size_t)r * w_row, packed + (size_t)(r - r0) * nblk);
-    ahead next = ahead_of(w, w_row, r1, r1 + (r1 - r0), t1 - t0);
+    ahead next = ahead_of(next_rows, t1 - t0);
     for (int t = t0; t < t1; t += GEMM_SLICE) {
         int n = t1 - t < GEMM_SLICE ? t1 - t : GEMM_SLICE;
         ahead_slice(&next);
@@ -205,7 +224,7 @@ static void block_times_tokens_gemm16(const mm_job *j, const ar_mm_out *o, int64
  * rows packed once into the thread's scratch (pack8), then multiplied with the tile's
  * tokens in GEMM layout (gemm8), each product bit-identical to vec_dot8. */
 static void block_times_tokens_gemm8(const mm_job *j, const ar_mm_out *o, int64_t r0, int64_t r1,
-                                     int t0, int t1, float *wf) {
+                                     int t0, int t1, float *wf, const rows *next_rows) {
     const ar_kernels *k = &j->e->k;
     const ar_tensor *w = o->w;
     size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
@@ -214,7 +233,7 @@ static void block_times_tokens_gemm8(const mm_job *j, const ar_mm_out *o, int64_
     ar_block_w8 *packed = (ar_block_w8 *)(((uintptr_t)wf + 63) & ~(uintptr_t)63);
     for (int64_t r = r0; r < r1; r++)
         k->pack8[w->type](j->K, w->data + (size_t)r * w_row, packed + (size_t)(r - r0) * ngroups);
-    ahead next = ahead_of(w, w_row, r1, r1 + (r1 - r0), t1 - t0);
+    ahead next = ahead_of(next_rows, t1 - t0);
     for (int t = t0; t < t1; t += GEMM_SLICE) {
         int n = t1 - t < GEMM_SLICE ? t1 - t : GEMM_SLICE;
         const uint8_t *x = j->x8[l] + (size_t)t * j->x8_row[l];
@@ -231,7 +250,7 @@ static void block_times_tokens_gemm8(const mm_job *j, const ar_mm_out *o, int64_
  * rounding error - whose products add up), every weight row of the block. The group stays in
  * L1 while the block's weight rows go by; the block stays in L1/L2 for the whole tile. */
 static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, int64_t r1, int t0,
-                               int t1, float *wf) {
+                               int t1, float *wf, const rows *next) {
     const ar_kernels *k = &j->e->k;
     const ar_tensor *w = o->w;
     size_t w_row = (size_t)(w->n_bytes / (uint64_t)w->ne[1]);
@@ -275,12 +294,22 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
         }
         return;
     }
+    if (act == AR_ACT_L16) { /* packed rows, any number of tokens */
+        const size_t ng = (size_t)ar_lane_groups(j->K, 32), row_bytes = j->xq_row[AR_ACT_L16];
+        k->gemm_l16(
+            j->K, (const ar_block_wl16 *)(const void *)w->data + (size_t)r0 * ng, ng,
+            (int)(r1 - r0),
+            (const ar_block_xl16 *)(const void *)(j->xq[AR_ACT_L16] + (size_t)t0 * row_bytes), ng,
+            t1 - t0, o->y + (size_t)t0 * o->ldy + r0, (size_t)o->ldy);
+        add_bias(o, r0, r1, t0, t1);
+        return;
+    }
     if (act == AR_ACT_Q16K && t1 - t0 > AR_MAX_NR && k->gemm16[w->type]) { /* prefill */
-        block_times_tokens_gemm16(j, o, r0, r1, t0, t1, wf);
+        block_times_tokens_gemm16(j, o, r0, r1, t0, t1, wf, next);
         return;
     }
     if (act == AR_ACT_A8 && j->x8[k->lanes8[w->type] == 16] && t1 - t0 > AR_MAX_NR) {
-        block_times_tokens_gemm8(j, o, r0, r1, t0, t1, wf);
+        block_times_tokens_gemm8(j, o, r0, r1, t0, t1, wf, next);
         return;
     }
     bool paired = j->paired && (act == AR_ACT_Q8A || act == AR_ACT_Q8K);
@@ -299,10 +328,39 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
     }
 }
 
+/* Weight rows per block of output o. */
+static int64_t row_step(const mm_job *j, int o) {
+    return tiled(j, o) ? TILE_ROW_BLOCK : AR_ROW_BLOCK;
+}
+
+/* Row block b of the job (0 <= b < block_end[n_outs - 1]), or none past the last. */
+static rows block_rows(const mm_job *j, int64_t b) {
+    rows r = {NULL, 0, 0};
+    if (b >= j->block_end[j->n_outs - 1]) return r;
+    int o = 0;
+    while (b >= j->block_end[o]) o++;
+    const int64_t n = j->outs[o].w->ne[1], step = row_step(j, o);
+    r.o = &j->outs[o];
+    r.r0 = (b - (o ? j->block_end[o - 1] : 0)) * step;
+    r.r1 = r.r0 + step < n ? r.r0 + step : n;
+    return r;
+}
+
 static void multiply_rows(int ith, int nth, void *ctx) {
-    const mm_job *j = ctx;
-    int64_t g0 = j->total_rows * ith / nth, g1 = j->total_rows * (ith + 1) / nth;
+    mm_job *j = ctx;
     float *wf = j->scratch + (size_t)ith * j->scratch_stride;
+    if (j->dynamic) {
+        /* Each thread claims its next block before multiplying the current one, so that
+         * block's weights can be requested while this one multiplies. */
+        rows cur = block_rows(j, atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed));
+        while (cur.o) {
+            rows nxt = block_rows(j, atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed));
+            block_times_tokens(j, cur.o, cur.r0, cur.r1, 0, j->n_tok, wf, &nxt);
+            cur = nxt;
+        }
+        return;
+    }
+    int64_t g0 = j->total_rows * ith / nth, g1 = j->total_rows * (ith + 1) / nth;
     for (int t0 = 0; t0 < j->n_tok; t0 += j->tile) {
         int t1 = t0 + j->tile < j->n_tok ? t0 + j->tile : j->n_tok;
         /* The thread's global rows [g0, g1) run across the outputs in order. */
@@ -310,9 +368,12 @@ static void multiply_rows(int ith, int nth, void *ctx) {
         for (int o = 0; o < j->n_outs; o++) {
             int64_t n = j->outs[o].w->ne[1];
             int64_t lo = g0 > base ? g0 - base : 0, hi = g1 - base < n ? g1 - base : n;
-            int64_t step = tiled(j, o) ? TILE_ROW_BLOCK : AR_ROW_BLOCK;
-            for (int64_t r = lo; r < hi; r += step)
-                block_times_tokens(j, &j->outs[o], r, r + step < hi ? r + step : hi, t0, t1, wf);
+            int64_t step = row_step(j, o);
+            for (int64_t r = lo; r < hi; r += step) {
+                int64_t r1 = r + step < hi ? r + step : hi;
+                rows nxt = {&j->outs[o], r1, r1 + step < hi ? r1 + step : hi};
+                block_times_tokens(j, &j->outs[o], r, r1, t0, t1, wf, &nxt);
+            }
             base += n;
         }
     }
@@ -326,6 +387,7 @@ static size_t act_row_bytes(ar_act act, int64_t K) {
     case AR_ACT_Q16K: return (size_t)K / AR_QK16K * sizeof(ar_block_q16k);
     case AR_ACT_Q16A: return ar_q16a_row_bytes(K);
     case AR_ACT_A8: return (size_t)K / 256 * sizeof(ar_block_a8);
+    case AR_ACT_L16: return (size_t)ar_lane_groups(K, 32) * sizeof(ar_block_xl16);
     case AR_ACT_F32: break;
     }
     return (size_t)K * sizeof(float);
@@ -337,6 +399,7 @@ static size_t act_row_bytes(ar_act act, int64_t K) {
  * fast precision the lane form's A8 blocks for the types and tiers that have it (rows of a
  * multiple of 256). */
 static ar_act activation_format(const ar_engine *e, uint32_t type, int64_t K) {
+    if (type == AR_TYPE_L16) return AR_ACT_L16;
     ar_act act = e->k.act[type];
     if (act == AR_ACT_F32 || e->params.precision == AR_PRECISION_FLOAT32) return AR_ACT_F32;
     if (e->params.precision == AR_PRECISION_FAST && e->k.vec_dot8[type] && K % 256 == 0)
@@ -367,7 +430,8 @@ void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar
         ar_act act = activation_format(e, outs[o].w->type, j.K);
         j.act_of[o] = act;
         bool gemm8 = act == AR_ACT_A8 && e->k.gemm8 && n_tok > AR_MAX_NR;
-        all_gemm = all_gemm && ((act == AR_ACT_Q16K && e->k.gemm16[outs[o].w->type]) || gemm8);
+        all_gemm = all_gemm && ((act == AR_ACT_Q16K && e->k.gemm16[outs[o].w->type]) || gemm8 ||
+                                act == AR_ACT_L16);
         if (gemm8) {
             int l = e->k.lanes8[outs[o].w->type] == 16;
             j.x8[l] = s->xq_8x[l];
@@ -378,11 +442,18 @@ void ar_matmul_multi(ar_seq *s, const float *x, int n_tok, int64_t ldx, const ar
                     : act == AR_ACT_Q8K  ? s->xq_k
                     : act == AR_ACT_Q16K ? s->xq_16
                     : act == AR_ACT_Q16A ? s->xq_16a
-                                         : s->xq_8;
+                    : act == AR_ACT_A8   ? s->xq_8
+                                         : s->xq_l16;
         j.xq_row[act] = act_row_bytes(act, j.K);
         quantize = true;
     }
     j.tile = all_gemm ? n_tok : TOKEN_TILE;
+    j.dynamic = all_gemm && n_tok > AR_MAX_NR;
+    for (int o = 0; o < n_outs; o++) {
+        const int64_t step = row_step(&j, o);
+        j.block_end[o] = (o ? j.block_end[o - 1] : 0) + (outs[o].w->ne[1] + step - 1) / step;
+    }
+    atomic_init(&j.next, 0);
     if (quantize) ar_pool_run(e->pool, quantize_rows, &j);
     ar_pool_run(e->pool, multiply_rows, &j);
 }

@@ -70,6 +70,7 @@ ar_status ar_kernels_get(ar_cpu_tier tier, ar_kernels *k) {
     ar_kernels_fill_q16_scalar(k);
     ar_kernels_fill_gemm16_scalar(k);
     ar_kernels_fill_gemm8_scalar(k);
+    ar_kernels_fill_lane16_scalar(k);
     ar_kernels_fill_q16a_scalar(k);
     ar_kernels_fill_half_scalar(k);
 #if defined(__x86_64__)
@@ -95,6 +96,7 @@ ar_status ar_kernels_get(ar_cpu_tier tier, ar_kernels *k) {
         ar_kernels_fill_q16_avx512(k);
         ar_kernels_fill_gemm16_avx512(k);
         ar_kernels_fill_gemm8_avx512(k);
+        ar_kernels_fill_lane16_avx512(k);
         ar_kernels_fill_q16a_avx512(k);
         ar_kernels_fill_half_avx512(k);
     }

@@ -159,6 +159,60 @@ static inline int64_t ar_lane_groups(int64_t n, int lane) {
     return lane == 32 ? (n + 511) / 512 : n / 256;
 }
 
+/* ---- float weights in 16-bit lanes (F16 and BF16 in the fast precision; lane16_*.c) --- *
+ *
+ * F16 and BF16 weight rows are repacked once, when a fast-precision engine is created, into
+ * lane groups of 512 elements: 16 lanes of 32 consecutive elements (lane L of group g holds
+ * elements 512g + 32L .. 512g + 32L + 31; lanes past the end of the row are all zero). Per
+ * lane, with amax = max |w| over its 32 values (as float32):
+ *
+ *     scale = 2^(e - 13) where amax = m * 2^e, 0.5 <= m < 1 (frexpf), so 4096 <= amax / scale
+ *             < 8192; u = roundf(w / scale) clamped to -8191..8191 (int16)
+ *
+ * (amax = 0: scale = 0, u = 0; inf or NaN in the lane: scale = NaN, u = 0; a scale that
+ * would be 0 in float32: scale = 0, u = 0). The power-of-two scale keeps every element of the
+ * lane's top three octaves exact (a float16's 11 significant bits; all of a bfloat16's 8) and
+ * rounds smaller ones to a 2^-14 step of amax. Activations take the same lanes with a 14-bit
+ * rounding: dx = amax / 8191, q = roundf(x * (1 / dx)) in -8191..8191 (the special cases of
+ * ar_quantize32: inf/NaN give dx = NaN and q = 0; dx below FLT_MIN gives dx = 0 and q = 0).
+ * A lane's exact integer sum of u * q has |sum| <= 32 * 8191 * 8191 < 2^31. (14 bits on both
+ * sides: on the tiny-q F16 file the error is about half of llama.cpp's, whose float16
+ * activations lose 2^-11 of each value; 12-bit weights with 16-bit activations gave 2.8 times
+ * llama.cpp's, as the weights' rounding dominates.) Per group and lane:
+ *
+ *     acc[L] = fmaf((float)isum, scale * dx, acc[L])
+ *
+ * and at the end the 16 lanes are added as L + L+8, then L + L+4, + L+2, + L+1 (the lane
+ * form's order above). Storage is in chunks of 64 bytes: chunk c (0..15) holds elements
+ * 2c and 2c + 1 of every lane in lane order (int16 u[32c + 2L + j] = element 2c + j of lane
+ * L), so one vpdpwssd per chunk adds into each int32 lane only its own products. Decode and
+ * prefill use the same packed rows and the same kernel (gemm_l16), so results never depend
+ * on how tokens were batched. A row of n elements (a multiple of 32) is
+ * ar_lane_groups(n, 32) groups. */
+/* The form's constants: weight scale 2^(e - AR_L16_WSHIFT), |u| <= AR_L16_WLIM; activation
+ * scale dx = amax / AR_L16_XLIM, |q| <= AR_L16_XLIM. A NaN result is NaN in every tier, its
+ * sign not fixed (the reference's sums leave it to the compiler). */
+#define AR_L16_WSHIFT 13
+#define AR_L16_WLIM   8191
+#define AR_L16_XLIM   8191
+_Static_assert(32.0 * AR_L16_WLIM * AR_L16_XLIM < 2147483648.0, "16-bit lanes: int32 bound");
+
+typedef struct ar_block_wl16 {
+    int16_t u[512];
+    float scale[16];
+} ar_block_wl16;
+_Static_assert(sizeof(ar_block_wl16) == 1088, "ar_block_wl16 size");
+
+typedef struct ar_block_xl16 {
+    int16_t q[512];
+    float dx[16];
+} ar_block_xl16;
+_Static_assert(sizeof(ar_block_xl16) == 1088, "ar_block_xl16 size");
+
+/* The type id of weights repacked into 16-bit lanes: engine-made tensors only. It is ggml's
+ * retired Q4_0_4_4 id, which the model loader refuses, so no file tensor has it. */
+#define AR_TYPE_L16 31
+
 /* The activation format a weight type multiplies with. */
 typedef enum ar_act {
     AR_ACT_F32 = 0,  /* float32 rows (F32/F16/BF16 weights, or the float path) */
@@ -166,7 +220,8 @@ typedef enum ar_act {
     AR_ACT_Q8K = 2,  /* ar_block_q8k blocks */
     AR_ACT_Q16K = 3, /* ar_block_q16k blocks (accurate path of the k-quants) */
     AR_ACT_Q16A = 4, /* Q16A rows (accurate path of the 32-block types) */
-    AR_ACT_A8 = 5    /* ar_block_a8 blocks (fast path in lanes) */
+    AR_ACT_A8 = 5,   /* ar_block_a8 blocks (fast path in lanes) */
+    AR_ACT_L16 = 6   /* ar_block_xl16 groups (F16/BF16 weights in the fast precision) */
 } ar_act;
 
 /* ---- function types ---------------------------------------------------------------------- */
@@ -227,6 +282,18 @@ typedef void (*ar_gemm8_fn)(int64_t n, const ar_block_w8 *w, size_t w_stride, in
                             const ar_block_x8 *x, size_t x_stride, int nx, int lane, float *y,
                             size_t ldy);
 
+/* 16-bit lanes: one F16 or BF16 weight row of n elements (a multiple of 32) into
+ * ar_lane_groups(n, 32) groups. */
+typedef void (*ar_pack_l16_fn)(int64_t n, const void *w, ar_block_wl16 *out);
+
+/* 16-bit lanes: y[t * ldy + r] = the product of packed weight row r (at w + r * w_stride
+ * groups) and activation row t (at x + t * x_stride groups), n elements, for r < nw, t < nx
+ * (any nw, nx >= 1). Every result is bit-identical to the scalar reference's for that pair,
+ * whatever nw and nx are. */
+typedef void (*ar_gemm_l16_fn)(int64_t n, const ar_block_wl16 *w, size_t w_stride, int nw,
+                               const ar_block_xl16 *x, size_t x_stride, int nx, float *y,
+                               size_t ldy);
+
 /* Quantize n floats (a multiple of the block size) into activation blocks. */
 typedef void (*ar_quantize_fn)(const float *x, void *y, int64_t n);
 
@@ -247,7 +314,7 @@ const char *ar_cpu_tier_name(ar_cpu_tier tier);
 
 /* ---- the table --------------------------------------------------------------------------- */
 
-#define AR_N_TYPES 31 /* ar_type ids are below this */
+#define AR_N_TYPES 32 /* ar_type ids (and AR_TYPE_L16) are below this */
 
 typedef struct ar_kernels {
     ar_cpu_tier tier;
@@ -286,6 +353,13 @@ typedef struct ar_kernels {
     ar_quantize_fn quantize_a8; /* n floats -> n / 256 ar_block_a8 */
     ar_pack8x_fn pack8x;
     ar_gemm8_fn gemm8;
+
+    /* Float weights in 16-bit lanes (above): pack_l16 for F16 and BF16 (NULL for other
+     * types), quantize_l16 (n floats, a multiple of 32 -> ar_lane_groups(n, 32)
+     * ar_block_xl16), gemm_l16. */
+    ar_pack_l16_fn pack_l16[AR_N_TYPES];
+    ar_quantize_fn quantize_l16;
+    ar_gemm_l16_fn gemm_l16;
 
     /* F16 and BF16 weights times float32 activations without converting the row first:
      * x is float32 rows (vec_dot_n stride in bytes). NULL: the engine converts the weight
@@ -359,6 +433,8 @@ void ar_kernels_fill_q16a_avx2(ar_kernels *k);
 void ar_kernels_fill_q16a_avx512(ar_kernels *k);
 void ar_kernels_fill_gemm8_scalar(ar_kernels *k);
 void ar_kernels_fill_gemm8_avx512(ar_kernels *k);
+void ar_kernels_fill_lane16_scalar(ar_kernels *k);
+void ar_kernels_fill_lane16_avx512(ar_kernels *k);
 void ar_kernels_fill_half_scalar(ar_kernels *k);
 void ar_kernels_fill_half_avx2(ar_kernels *k);
 void ar_kernels_fill_half_avx512(ar_kernels *k);

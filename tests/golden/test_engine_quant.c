@@ -127,7 +127,7 @@ static void test_safetensors_f16(void **state) {
     json_decref(golden);
 }
 
-/* Tree evaluation and selected logits on quantized weights in every precision: each path
+/* Tree evaluation and selected logits on quantized (and F16) weights in every precision: each path
  * of the tree, and each selected logit, bit for bit as evaluated on its own (the router's
  * scores and constrained decoding rely on it). */
 static void test_tree_quantized(void **state) {
@@ -140,8 +140,9 @@ static void test_tree_quantized(void **state) {
     int32_t ids[100];
     for (int i = 0; i < 100; i++) ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
     const char *files[] = {"models/qwen2-tiny-q/gguf/Q4_K_M.gguf",
-                           "models/qwen2-tiny-q/gguf/Q8_0.gguf"};
-    for (int f = 0; f < 2; f++)
+                           "models/qwen2-tiny-q/gguf/Q8_0.gguf",
+                           "models/qwen2-tiny-q/gguf/F16.gguf"}; /* fast: 16-bit lanes */
+    for (int f = 0; f < 3; f++)
         for (int prec = AR_PRECISION_ACCURATE; prec <= AR_PRECISION_FLOAT32; prec++) {
             ar_model *m = NULL;
             assert_int_equal(ar_model_open(ar_test_data_path(files[f]), NULL, &m), AR_OK);
@@ -151,6 +152,55 @@ static void test_tree_quantized(void **state) {
             assert_int_equal(ar_engine_new(m, &ep, &eng), AR_OK);
             golden_check_tree_and_select(eng, ids, 60, AR_KV_F32);
             ar_engine_free(eng);
+            ar_model_free(m);
+        }
+    json_decref(golden);
+}
+
+/* All logits of a prompt, n_vocab per position. */
+static float *all_logits(ar_engine *eng, const int32_t *ids, int n) {
+    ar_seq *seq = NULL;
+    assert_int_equal(ar_seq_new(eng, NULL, &seq), AR_OK);
+    float *out = malloc((size_t)n * (size_t)ar_engine_n_vocab(eng) * sizeof *out);
+    assert_non_null(out);
+    assert_int_equal(ar_seq_eval(seq, ids, n, AR_LOGITS_ALL, out), AR_OK);
+    ar_seq_free(seq);
+    return out;
+}
+
+/* The engine's copy of the weights (2 MB pages; F16 in 16-bit lanes in the fast precision)
+ * and the model's mapped bytes used in place give the same bits, in every precision, and the
+ * model stays usable by another engine after one gave its file pages back. */
+static void test_weights_in_place(void **state) {
+    (void)state;
+    AR_REQUIRE_TESTDATA();
+    json_t *golden = load_json("models/qwen2-tiny-q/golden-Q4_K_M.json");
+    json_t *jids =
+        json_object_get(json_object_get(json_object_get(golden, "prompts"), "rand300"), "ids");
+    assert_true(json_array_size(jids) >= 48);
+    int32_t ids[48];
+    for (int i = 0; i < 48; i++) ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
+    const char *files[] = {"models/qwen2-tiny-q/gguf/Q4_K_M.gguf",
+                           "models/qwen2-tiny-q/gguf/Q8_0.gguf",
+                           "models/qwen2-tiny-q/gguf/F16.gguf"};
+    for (int f = 0; f < 3; f++)
+        for (int prec = AR_PRECISION_ACCURATE; prec <= AR_PRECISION_FLOAT32; prec++) {
+            ar_model *m = NULL;
+            assert_int_equal(ar_model_open(ar_test_data_path(files[f]), NULL, &m), AR_OK);
+            ar_engine_params ep = ar_engine_default_params();
+            ep.precision = (ar_precision)prec;
+            ar_engine *copied = NULL, *mapped = NULL;
+            assert_int_equal(ar_engine_new(m, &ep, &copied), AR_OK);
+            ep.in_place = true;
+            assert_int_equal(ar_engine_new(m, &ep, &mapped), AR_OK);
+            const size_t n = 48 * (size_t)ar_engine_n_vocab(copied);
+            float *a = all_logits(copied, ids, 48), *b = all_logits(mapped, ids, 48);
+            if (memcmp(a, b, n * sizeof *a) != 0)
+                fail_msg("%s precision %d: copied and mapped weights differ", files[f], prec);
+            free(a);
+            free(b);
+            ar_engine_free(copied);
+            ar_engine_free(mapped);
             ar_model_free(m);
         }
     json_decref(golden);
@@ -173,6 +223,7 @@ int main(void) {
         cmocka_unit_test(test_Q4_K_M),
         cmocka_unit_test(test_safetensors_f16),
         cmocka_unit_test(test_tree_quantized),
+        cmocka_unit_test(test_weights_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
