@@ -35,6 +35,8 @@
 /* Weight rows per block in the tiled path: two tiles of AR_MN_W rows. */
 #define TILE_ROW_BLOCK (2 * AR_MN_W)
 #define MAX_OUTS       4
+/* Packed rows per gemm_l16 call for a few tokens (decode): the kernel streams them in one go. */
+#define L16_DECODE_ROWS 256
 
 typedef struct mm_job {
     const ar_engine *e;
@@ -330,6 +332,7 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
 
 /* Weight rows per block of output o. */
 static int64_t row_step(const mm_job *j, int o) {
+    if (j->act_of[o] == AR_ACT_L16 && j->n_tok <= AR_MAX_NR) return L16_DECODE_ROWS;
     return tiled(j, o) ? TILE_ROW_BLOCK : AR_ROW_BLOCK;
 }
 
