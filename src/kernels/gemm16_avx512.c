@@ -197,7 +197,10 @@ INLINE void gemm_tile(const ar_block_w16 *w, size_t ws, int nw, const uint8_t *x
         }
         for (int k = 0; k < 8; k++) {
             __m512i wv[GEMM_NW];
-            for (int r = 0; r < nw; r++) wv[r] = loadu512(wb[r]->w + 32 * k);
+            for (int r = 0; r < nw; r++) {
+                wv[r] = loadu512(wb[r]->w + 32 * k);
+                __asm__("" : "+v"(wv[r])); /* one load per row and register, not per pair */
+            }
             for (int t = 0; t < nx; t++) {
                 const __m512i xv = loadu512(xb[t] + offsetof(ar_block_q16k, qs) + 64 * k);
                 for (int r = 0; r < nw; r++)

@@ -411,7 +411,10 @@ INLINE void tile(int nc, const ar_block_w8 *w, size_t ws, int nw, const ar_block
             for (int t = 0; t < nx; t++) s[r][t] = _mm512_setzero_si512();
         for (int c = 0; c < nc; c++) {
             __m512i wv[GEMM_NW];
-            for (int r = 0; r < nw; r++) wv[r] = load512(wb[r]->u + 64 * c);
+            for (int r = 0; r < nw; r++) {
+                wv[r] = load512(wb[r]->u + 64 * c);
+                __asm__("" : "+v"(wv[r])); /* one load per row and chunk, not per pair */
+            }
             for (int t = 0; t < nx; t++) {
                 const __m512i xv = load512(xb[t]->qs + 64 * c);
                 for (int r = 0; r < nw; r++) s[r][t] = _mm512_dpbusd_epi32(s[r][t], wv[r], xv);
