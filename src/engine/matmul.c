@@ -25,7 +25,11 @@
  *     tokens unpack the block's rows once instead (pack16 / pack8, into the same scratch)
  *     and multiply them with all the tokens (gemm16 / gemm8, where the tier has them; the
  *     kernels block for the caches, so then the tile is all the tokens), with results
- *     bit-identical to the per-row kernels.
+ *     bit-identical to the per-row kernels. F16/BF16 matrices the engine repacked into
+ *     16-bit lanes (AR_TYPE_L16, weights.c) take 14-bit activations (quantize_l16) and go
+ *     through gemm_l16 for any number of tokens, decode included. In a GEMM job of more
+ *     than AR_MAX_NR tokens the threads take row blocks in turn (an atomic counter) rather
+ *     than equal shares, as rows of different outputs can differ in cost.
  */
 #include "engine/engine.h"
 
@@ -35,8 +39,6 @@
 /* Weight rows per block in the tiled path: two tiles of AR_MN_W rows. */
 #define TILE_ROW_BLOCK (2 * AR_MN_W)
 #define MAX_OUTS       4
-/* Packed rows per gemm_l16 call for a few tokens (decode): the kernel streams them in one go. */
-#define L16_DECODE_ROWS 256
 
 typedef struct mm_job {
     const ar_engine *e;
@@ -332,7 +334,6 @@ static void block_times_tokens(const mm_job *j, const ar_mm_out *o, int64_t r0, 
 
 /* Weight rows per block of output o. */
 static int64_t row_step(const mm_job *j, int o) {
-    if (j->act_of[o] == AR_ACT_L16 && j->n_tok <= AR_MAX_NR) return L16_DECODE_ROWS;
     return tiled(j, o) ? TILE_ROW_BLOCK : AR_ROW_BLOCK;
 }
 
