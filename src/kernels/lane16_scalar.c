@@ -42,14 +42,8 @@ static float weight_scale(float amax, int finite) {
 
 /* One lane of 32 floats into u (chunk layout of a group) with its scale. */
 static float pack_lane(const float *w, int lane, int16_t *u) {
-    float amax = 0.0f;
-    int finite = 1;
-    for (int i = 0; i < 32; i++) {
-        if (!isfinite(w[i]))
-            finite = 0;
-        else if (fabsf(w[i]) > amax)
-            amax = fabsf(w[i]);
-    }
+    int finite;
+    const float amax = ar_amax32(w, &finite);
     const float scale = weight_scale(amax, finite);
     if (!(scale > 0.0f)) return scale; /* 0 or NaN: u stays zero */
     for (int i = 0; i < 32; i++) u[chunk_index(lane, i)] = round_clamp(w[i] / scale, AR_L16_WLIM);
@@ -88,14 +82,8 @@ static void quantize_l16(const float *x, void *vy, int64_t n) {
             const int64_t first = 512 * g + 32 * lane;
             if (first >= n) break;
             const float *v = x + first;
-            float amax = 0.0f;
-            int finite = 1;
-            for (int i = 0; i < 32; i++) {
-                if (!isfinite(v[i]))
-                    finite = 0;
-                else if (fabsf(v[i]) > amax)
-                    amax = fabsf(v[i]);
-            }
+            int finite;
+            const float amax = ar_amax32(v, &finite);
             if (!finite) {
                 y->dx[lane] = NAN;
                 continue;

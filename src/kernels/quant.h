@@ -164,15 +164,23 @@ _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K size");
  * the lane form's A8): returns d = amax / 127 and sets qs = roundf(x / d) (as x * (1 / d));
  * a block with inf or NaN gives d = NaN and qs = 0, one whose d would be below FLT_MIN
  * gives d = 0 and qs = 0. */
-static inline float ar_quantize32(const float *x, int8_t qs[32]) {
+/* The largest |x[i]| of 32 floats; *finite = 0 when one of them is inf or NaN (the
+ * quantizers' first step). */
+static inline float ar_amax32(const float *x, int *finite) {
     float amax = 0.0f;
-    int finite = 1;
+    *finite = 1;
     for (int i = 0; i < 32; i++) {
         if (!isfinite(x[i]))
-            finite = 0;
+            *finite = 0;
         else if (fabsf(x[i]) > amax)
             amax = fabsf(x[i]);
     }
+    return amax;
+}
+
+static inline float ar_quantize32(const float *x, int8_t qs[32]) {
+    int finite;
+    const float amax = ar_amax32(x, &finite);
     memset(qs, 0, 32);
     if (!finite) return NAN;
     const float d = amax / 127.0f;

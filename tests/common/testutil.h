@@ -43,4 +43,16 @@ const char *ar_test_write_temp(int slot, const char *name, const void *data, siz
 /* A fresh temporary directory (static buffer); removed at exit. */
 const char *ar_test_temp_dir(void);
 
+/* Reproducible pseudo-random numbers for the kernel tests (xorshift64*), from a state the
+ * caller seeds: 32 random bits, and a float in (-1, 1). */
+static inline uint32_t ar_test_rnd_u32(uint64_t *state) {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return (uint32_t)((*state * 0x2545f4914f6cdd1du) >> 32);
+}
+static inline float ar_test_rnd_sym(uint64_t *state) {
+    return (float)(((double)ar_test_rnd_u32(state) + 0.5) / 2147483648.0 - 1.0);
+}
+
 #endif

@@ -127,35 +127,20 @@ static void test_safetensors_f16(void **state) {
     json_decref(golden);
 }
 
-/* Tree evaluation and selected logits on quantized (and F16) weights in every precision: each path
- * of the tree, and each selected logit, bit for bit as evaluated on its own (the router's
- * scores and constrained decoding rely on it). */
-static void test_tree_quantized(void **state) {
-    (void)state;
-    AR_REQUIRE_TESTDATA();
+/* The first n ids of the golden data's rand300 prompt. */
+static void rand300_ids(int32_t *ids, int n) {
     json_t *golden = load_json("models/qwen2-tiny-q/golden-Q4_K_M.json");
     json_t *jids =
         json_object_get(json_object_get(json_object_get(golden, "prompts"), "rand300"), "ids");
-    assert_true(json_array_size(jids) >= 100);
-    int32_t ids[100];
-    for (int i = 0; i < 100; i++) ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
-    const char *files[] = {"models/qwen2-tiny-q/gguf/Q4_K_M.gguf",
-                           "models/qwen2-tiny-q/gguf/Q8_0.gguf",
-                           "models/qwen2-tiny-q/gguf/F16.gguf"}; /* fast: 16-bit lanes */
-    for (int f = 0; f < 3; f++)
-        for (int prec = AR_PRECISION_ACCURATE; prec <= AR_PRECISION_FLOAT32; prec++) {
-            ar_model *m = NULL;
-            assert_int_equal(ar_model_open(ar_test_data_path(files[f]), NULL, &m), AR_OK);
-            ar_engine_params ep = ar_engine_default_params();
-            ep.precision = (ar_precision)prec;
-            ar_engine *eng = NULL;
-            assert_int_equal(ar_engine_new(m, &ep, &eng), AR_OK);
-            golden_check_tree_and_select(eng, ids, 60, AR_KV_F32);
-            ar_engine_free(eng);
-            ar_model_free(m);
-        }
+    assert_true(json_array_size(jids) >= (size_t)n);
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
     json_decref(golden);
 }
+
+/* The files of test_tree_and_weights (F16: 16-bit lanes in the fast precision). */
+static const char *const files[] = {"models/qwen2-tiny-q/gguf/Q4_K_M.gguf",
+                                    "models/qwen2-tiny-q/gguf/Q8_0.gguf",
+                                    "models/qwen2-tiny-q/gguf/F16.gguf"};
 
 /* All logits of a prompt, n_vocab per position. */
 static float *all_logits(ar_engine *eng, const int32_t *ids, int n) {
@@ -168,21 +153,18 @@ static float *all_logits(ar_engine *eng, const int32_t *ids, int n) {
     return out;
 }
 
-/* The engine's copy of the weights (2 MB pages; F16 in 16-bit lanes in the fast precision)
- * and the model's mapped bytes used in place give the same bits, in every precision, and the
- * model stays usable by another engine after one gave its file pages back. */
-static void test_weights_in_place(void **state) {
+/* On quantized (and F16) weights in every precision:
+ *  - tree evaluation and selected logits: each path of the tree, and each selected logit,
+ *    bit for bit as evaluated on its own (the router's scores and constrained decoding rely
+ *    on it);
+ *  - the engine's copy of the weights (2 MB pages; F16 in 16-bit lanes in the fast
+ *    precision) and the model's mapped bytes used in place give the same bits, and the model
+ *    stays usable by another engine after one gave its file pages back. */
+static void test_tree_and_weights(void **state) {
     (void)state;
     AR_REQUIRE_TESTDATA();
-    json_t *golden = load_json("models/qwen2-tiny-q/golden-Q4_K_M.json");
-    json_t *jids =
-        json_object_get(json_object_get(json_object_get(golden, "prompts"), "rand300"), "ids");
-    assert_true(json_array_size(jids) >= 48);
-    int32_t ids[48];
-    for (int i = 0; i < 48; i++) ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
-    const char *files[] = {"models/qwen2-tiny-q/gguf/Q4_K_M.gguf",
-                           "models/qwen2-tiny-q/gguf/Q8_0.gguf",
-                           "models/qwen2-tiny-q/gguf/F16.gguf"};
+    int32_t ids[100];
+    rand300_ids(ids, 100);
     for (int f = 0; f < 3; f++)
         for (int prec = AR_PRECISION_ACCURATE; prec <= AR_PRECISION_FLOAT32; prec++) {
             ar_model *m = NULL;
@@ -191,6 +173,7 @@ static void test_weights_in_place(void **state) {
             ep.precision = (ar_precision)prec;
             ar_engine *copied = NULL, *mapped = NULL;
             assert_int_equal(ar_engine_new(m, &ep, &copied), AR_OK);
+            golden_check_tree_and_select(copied, ids, 60, AR_KV_F32);
             ep.in_place = true;
             assert_int_equal(ar_engine_new(m, &ep, &mapped), AR_OK);
             const size_t n = 48 * (size_t)ar_engine_n_vocab(copied);
@@ -203,7 +186,6 @@ static void test_weights_in_place(void **state) {
             ar_engine_free(mapped);
             ar_model_free(m);
         }
-    json_decref(golden);
 }
 
 int main(void) {
@@ -222,8 +204,7 @@ int main(void) {
         cmocka_unit_test(test_Q5_1),
         cmocka_unit_test(test_Q4_K_M),
         cmocka_unit_test(test_safetensors_f16),
-        cmocka_unit_test(test_tree_quantized),
-        cmocka_unit_test(test_weights_in_place),
+        cmocka_unit_test(test_tree_and_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,14 +46,11 @@
 /* --- Helpers ----------------------------------------------------------------------------- */
 
 static uint64_t rng = 0x243f6a8885a308d3u;
-static uint32_t rnd_u32(void) { /* xorshift64* */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (uint32_t)((rng * 0x2545f4914f6cdd1du) >> 32);
+static uint32_t rnd_u32(void) {
+    return ar_test_rnd_u32(&rng);
 }
 static float rnd_sym(void) { /* (-1, 1) */
-    return (float)(((double)rnd_u32() + 0.5) / 2147483648.0 - 1.0);
+    return ar_test_rnd_sym(&rng);
 }
 
 /* The form's constants (kernels.h). */
