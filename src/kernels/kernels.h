@@ -195,7 +195,7 @@ static inline int64_t ar_lane_groups(int64_t n, int lane) {
 #define AR_L16_WSHIFT 13
 #define AR_L16_WLIM   8191
 #define AR_L16_XLIM   8191
-_Static_assert(32.0 * AR_L16_WLIM * AR_L16_XLIM < 2147483648.0, "16-bit lanes: int32 bound");
+_Static_assert(32LL * AR_L16_WLIM * AR_L16_XLIM < 2147483648LL, "16-bit lanes: int32 bound");
 
 typedef struct ar_block_wl16 {
     int16_t u[512];
