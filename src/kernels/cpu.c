@@ -82,9 +82,13 @@ ar_status ar_kernels_get(ar_cpu_tier tier, ar_kernels *k) {
         ar_kernels_fill_q16a_avx2(k);
         ar_kernels_fill_half_avx2(k);
         if (tier == AR_CPU_AVX2) {
-            /* No lane form nor grouped attention: the tier's own 8-bit and float kernels
-             * beat the scalar references by far (the engine keeps them). */
-            for (int t = 0; t < AR_N_TYPES; t++) k->vec_dot8[t] = NULL, k->lanes8[t] = 0;
+            /* No lane forms nor grouped attention: the tier's own 8-bit and float kernels
+             * beat the scalar references by far (the engine keeps them; F16/BF16 stay float
+             * rows in the fast precision too). */
+            for (int t = 0; t < AR_N_TYPES; t++)
+                k->vec_dot8[t] = NULL, k->lanes8[t] = 0, k->pack_l16[t] = NULL;
+            k->gemm_l16 = NULL;
+            k->quantize_l16 = NULL;
             k->attn_scores = NULL;
             k->attn_values = NULL;
         }
