@@ -48,13 +48,13 @@ struct ar_engine {
 
     /* The engine's copy of the weight matrices (weights.c): when it made one, w points at
      * own_w, a copy of the model's table whose matrices are the tensors in own_tensors
-     * (in 2 MB pages at own_data: own_len bytes mapped, own_bytes used), n_lanes of them
+     * (in 2 MB pages at own_data, own_len bytes mapped), n_lanes of them
      * repacked into 16-bit lanes (AR_TYPE_L16). */
     ar_qwen2_weights own_w;
     ar_qwen2_layer *own_layers;
     ar_tensor *own_tensors;
     uint8_t *own_data;
-    size_t own_len, own_bytes;
+    size_t own_len;
     int n_lanes;
 
     size_t max_k;       /* longest activation row of any product: max(n_embd, n_ff, q dim) */

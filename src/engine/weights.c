@@ -72,6 +72,14 @@ static bool packable(const ar_engine *e, const ar_tensor *w) {
            w->type < AR_N_TYPES && e->k.pack_l16[w->type] && w->ne[0] % 32 == 0 && w->ne[1] > 0;
 }
 
+/* Bytes of the engine's copy of matrix w: packed into lanes, as stored, or none (left in
+ * place). */
+static size_t owned_bytes(const ar_engine *e, const ar_tensor *w, bool copy_all) {
+    return packable(e, w) ? packed_row_bytes(w->ne[0]) * (size_t)w->ne[1]
+           : copy_all     ? (size_t)w->n_bytes
+                          : 0;
+}
+
 /* Whether the system backs anonymous memory advised MADV_HUGEPAGE with huge pages. */
 static bool huge_pages_available(void) {
     FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
@@ -145,9 +153,7 @@ ar_status ar_engine_own_weights(ar_engine *e) {
     size_t total = 0;
     int n_own = 0;
     for (int i = 0; i < n_mats; i++) {
-        size_t bytes = packable(e, src[i]) ? packed_row_bytes(src[i]->ne[0]) * (size_t)src[i]->ne[1]
-                       : copy_all          ? (size_t)src[i]->n_bytes
-                                           : 0;
+        const size_t bytes = owned_bytes(e, src[i], copy_all);
         if (bytes) n_own++;
         total += (bytes + 63) & ~(size_t)63;
     }
@@ -173,9 +179,9 @@ ar_status ar_engine_own_weights(ar_engine *e) {
         if (!pack && !copy_all) continue;
         ar_tensor *t = &e->own_tensors[i];
         *t = *src[i];
+        t->n_bytes = owned_bytes(e, src[i], copy_all);
         if (pack) {
             t->type = AR_TYPE_L16;
-            t->n_bytes = packed_row_bytes(src[i]->ne[0]) * (uint64_t)src[i]->ne[1];
             e->n_lanes++;
         }
         t->data = p;
@@ -205,7 +211,6 @@ ar_status ar_engine_own_weights(ar_engine *e) {
     if (mw->output == mw->tok_embd && e->own_w.output->type == mw->tok_embd->type)
         e->own_w.tok_embd = e->own_w.output;
     e->w = &e->own_w;
-    e->own_bytes = total;
     free(src);
     free(dst);
     return AR_OK;
